@@ -1,0 +1,16 @@
+//! Pure types and rules of Emporium: no I/O, no async.
+//!
+//! Layout: `ids` (one UUIDv7 newtype per entity), `money` (currencies and integer minor
+//! units), `identity` (emails, passwords, roles), `catalog` (slugs, SKUs, product rules),
+//! `paging` (cursors and limits). Everything raw that enters the system is parsed into these
+//! types at the edge; inner layers accept only them.
+
+pub mod catalog;
+pub mod identity;
+pub mod ids;
+pub mod money;
+pub mod paging;
+
+mod invalid;
+
+pub use invalid::Invalid;

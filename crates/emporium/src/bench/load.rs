@@ -1,0 +1,185 @@
+//! A small HTTP/1.1 load generator: N keep-alive connections, each sending its next request
+//! as soon as the previous answer is read, for a fixed time. Latencies are kept per request.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+
+/// What a request of the load looks like.
+#[derive(Debug, Clone)]
+pub struct Shot {
+    pub method: hyper::Method,
+    pub path: String,
+    pub body: Option<Bytes>,
+    pub bearer: Option<String>,
+}
+
+impl Shot {
+    pub fn get(path: &str) -> Self {
+        Self {
+            method: hyper::Method::GET,
+            path: path.to_owned(),
+            body: None,
+            bearer: None,
+        }
+    }
+}
+
+/// The outcome of one load run.
+#[derive(Debug, Clone, Default)]
+pub struct LoadReport {
+    pub elapsed: Duration,
+    /// Count of responses by status code.
+    pub statuses: std::collections::BTreeMap<u16, u64>,
+    /// Transport errors (connection refused or reset, ...).
+    pub errors: u64,
+    /// Per-request latency in microseconds, sorted.
+    pub latencies_us: Vec<u32>,
+}
+
+impl LoadReport {
+    pub fn responses(&self) -> u64 {
+        self.statuses.values().sum()
+    }
+
+    pub fn per_sec(&self) -> f64 {
+        self.responses() as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// The latency below which `q` (0..1) of requests finished, in milliseconds.
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return 0.0;
+        }
+        let i = ((self.latencies_us.len() as f64 - 1.0) * q).round() as usize;
+        f64::from(self.latencies_us[i.min(self.latencies_us.len() - 1)]) / 1000.0
+    }
+}
+
+/// Drives `connections` keep-alive connections for `duration`; `shots(conn, i)` gives the
+/// i-th request of connection `conn`.
+pub async fn run<F>(
+    addr: SocketAddr,
+    connections: usize,
+    duration: Duration,
+    shots: F,
+) -> anyhow::Result<LoadReport>
+where
+    F: Fn(usize, u64) -> Shot + Send + Sync + 'static,
+{
+    let shots = Arc::new(shots);
+    let start = Instant::now();
+    let deadline = start + duration;
+    let mut tasks = Vec::with_capacity(connections);
+    for conn in 0..connections {
+        let shots = shots.clone();
+        tasks.push(tokio::spawn(async move {
+            drive(addr, conn, deadline, shots.as_ref()).await
+        }));
+    }
+    let mut report = LoadReport::default();
+    for task in tasks {
+        let part = task.await.context("a load task panicked")?;
+        report.errors += part.errors;
+        for (status, n) in part.statuses {
+            *report.statuses.entry(status).or_default() += n;
+        }
+        report.latencies_us.extend(part.latencies_us);
+    }
+    report.elapsed = start.elapsed();
+    report.latencies_us.sort_unstable();
+    Ok(report)
+}
+
+async fn drive(
+    addr: SocketAddr,
+    conn: usize,
+    deadline: Instant,
+    shots: &(dyn Fn(usize, u64) -> Shot + Send + Sync),
+) -> LoadReport {
+    let mut report = LoadReport::default();
+    let mut i = 0u64;
+    while Instant::now() < deadline {
+        let Ok(stream) = tokio::net::TcpStream::connect(addr).await else {
+            report.errors += 1;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let Ok((mut sender, connection)) =
+            hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream)).await
+        else {
+            report.errors += 1;
+            continue;
+        };
+        tokio::spawn(connection);
+        while Instant::now() < deadline {
+            let shot = shots(conn, i);
+            i += 1;
+            let mut builder = Request::builder()
+                .method(shot.method)
+                .uri(&shot.path)
+                .header(hyper::header::HOST, addr.to_string());
+            if let Some(token) = &shot.bearer {
+                builder = builder.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+            }
+            if shot.body.is_some() {
+                builder = builder.header(hyper::header::CONTENT_TYPE, "application/json");
+            }
+            let Ok(request) = builder.body(Full::new(shot.body.unwrap_or_default())) else {
+                report.errors += 1;
+                continue;
+            };
+            let sent = Instant::now();
+            if sender.ready().await.is_err() {
+                report.errors += 1;
+                break;
+            }
+            match sender.send_request(request).await {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    if response.into_body().collect().await.is_err() {
+                        report.errors += 1;
+                        break;
+                    }
+                    let us = u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX);
+                    report.latencies_us.push(us);
+                    *report.statuses.entry(status).or_default() += 1;
+                }
+                Err(_) => {
+                    report.errors += 1;
+                    break;
+                }
+            }
+        }
+    }
+    report
+}
+
+/// One request outside a load run: (status, body).
+pub async fn fetch(addr: SocketAddr, shot: Shot) -> anyhow::Result<(u16, Bytes)> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    let mut builder = Request::builder()
+        .method(shot.method)
+        .uri(&shot.path)
+        .header(hyper::header::HOST, addr.to_string())
+        .header(hyper::header::CONTENT_TYPE, "application/json");
+    if let Some(token) = &shot.bearer {
+        builder = builder.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let response = sender
+        .send_request(builder.body(Full::new(shot.body.unwrap_or_default()))?)
+        .await?;
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await?.to_bytes();
+    Ok((status, body))
+}

@@ -1,0 +1,85 @@
+//! Command-line flags; every `serve` flag can also be set as an `EMPORIUM_*` variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "emporium",
+    version,
+    about = "A headless e-commerce platform in one binary"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API with the background worker in-process.
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate(DbArgs),
+    /// Load the demo catalog and demo accounts into an empty database and exit.
+    Seed(DbArgs),
+    /// Benchmarks against a release server.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// Where the SQLite database (and later the search index) live; created if missing.
+    #[arg(long, env = "EMPORIUM_DATA_DIR", default_value = "./emporium-data")]
+    pub data_dir: PathBuf,
+    /// `postgres://...` selects PostgreSQL; default: SQLite in the data directory.
+    #[arg(long, env = "EMPORIUM_DATABASE_URL")]
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[arg(long, env = "EMPORIUM_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Load the demo catalog and demo accounts on first start.
+    #[arg(long, env = "EMPORIUM_DEMO")]
+    pub demo: bool,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "EMPORIUM_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Requests running longer are stopped with 503, in seconds.
+    #[arg(long, env = "EMPORIUM_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Product detail reads against the HTTP ceiling (`GET /healthz`) of this machine.
+    Catalog(BenchArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Target a running server instead of starting one (it must serve the demo catalog).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Database of the started server (default: SQLite in a temporary directory).
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Keep-alive connections.
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+    /// Seconds measured per round and endpoint.
+    #[arg(long, default_value_t = 5)]
+    pub seconds: u64,
+    /// Rounds; each round measures every endpoint once, alternating, and medians are reported.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,13 @@
+//! `emporium`: one binary, many subcommands. Parses the command line, starts telemetry and
+//! hands over to the library code.
+
+use clap::Parser;
+
+fn main() -> anyhow::Result<()> {
+    let cli = emporium::cli::Cli::parse();
+    emporium::telemetry::init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(emporium::run(cli))
+}

@@ -1,0 +1,162 @@
+//! Starting a node: open the database (creating the data directory), migrate, load the demo
+//! data when asked, serve HTTP with the worker in-process, and shut down gracefully.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use emporium_shop::demo::{self, DemoAccount};
+use emporium_shop::{Shop, ShopConfig, SystemClock};
+use emporium_store::{Db, DbConfig};
+use emporium_web::{AppState, HttpConfig};
+use rand::Rng;
+use tokio::sync::watch;
+
+use crate::cli::{DbArgs, ServeArgs};
+
+/// Connects to the configured database and applies migrations.
+pub async fn open_db(args: &DbArgs) -> anyhow::Result<Db> {
+    let config = match &args.database_url {
+        Some(url) => DbConfig {
+            url: url.clone(),
+            max_connections: 16,
+            schema: None,
+        },
+        None => {
+            std::fs::create_dir_all(&args.data_dir).with_context(|| {
+                format!(
+                    "cannot create the data directory {}",
+                    args.data_dir.display()
+                )
+            })?;
+            DbConfig::sqlite_in(&args.data_dir)
+        }
+    };
+    let db = Db::connect(&config)
+        .await
+        .context("cannot open the database")?;
+    db.migrate().await.context("cannot migrate the database")?;
+    Ok(db)
+}
+
+pub async fn migrate(args: &DbArgs) -> anyhow::Result<()> {
+    let db = open_db(args).await?;
+    tracing::info!(backend = ?db.backend(), "migrations applied");
+    db.close().await;
+    Ok(())
+}
+
+pub async fn seed(args: &DbArgs) -> anyhow::Result<()> {
+    let db = open_db(args).await?;
+    let shop = Shop::new(db.clone(), Arc::new(SystemClock), ShopConfig::default());
+    load_demo(&shop).await?;
+    db.close().await;
+    Ok(())
+}
+
+/// Loads the demo catalog and accounts into an empty database and prints the accounts
+/// (generated passwords are shown only this once).
+async fn load_demo(shop: &Shop) -> anyhow::Result<()> {
+    let admin = demo_account("ADMIN", "admin@example.com");
+    let seller = demo_account("SELLER", "seller@example.com");
+    match demo::load_if_empty(shop, crate::DEMO_CATALOG, admin, seller).await? {
+        None => tracing::info!("the catalog already has products; demo data not loaded again"),
+        Some(report) => {
+            println!(
+                "Demo shop loaded: {} categories, {} products (UCI Online Retail, CC BY 4.0).",
+                report.categories, report.products
+            );
+            for (role, account) in [("admin", &report.admin), ("seller", &report.seller)] {
+                let shown = if account.generated {
+                    account.password.as_str()
+                } else {
+                    "(from the environment)"
+                };
+                println!("  {role}: {}  password: {shown}", account.email);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn demo_account(role: &str, default_email: &str) -> DemoAccount {
+    let email = std::env::var(format!("EMPORIUM_{role}_EMAIL"))
+        .unwrap_or_else(|_| default_email.to_owned());
+    match std::env::var(format!("EMPORIUM_{role}_PASSWORD")) {
+        Ok(password) => DemoAccount {
+            email,
+            password,
+            generated: false,
+        },
+        Err(_) => DemoAccount {
+            email,
+            password: rand::rng()
+                .sample_iter(rand::distr::Alphanumeric)
+                .take(20)
+                .map(char::from)
+                .collect(),
+            generated: true,
+        },
+    }
+}
+
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let db = open_db(&args.db).await?;
+    let shop = Shop::new(db.clone(), Arc::new(SystemClock), ShopConfig::default());
+    if args.demo {
+        load_demo(&shop).await?;
+    }
+    let http = HttpConfig {
+        max_body_bytes: args.max_body_bytes,
+        request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
+    };
+    emporium_web::ops::metrics_handle();
+    let app = emporium_web::app(AppState::new(shop.clone()), &http);
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = watch::channel(false);
+    let worker = tokio::spawn(emporium_worker::run(shop.clone(), stopped));
+    tracing::info!(%addr, backend = ?db.backend(), "serving");
+    println!("emporium listening on http://{addr}");
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
+    tracing::info!("in-flight requests finished; stopping the worker");
+    let _ = stop.send(true);
+    if let Err(e) = worker.await {
+        tracing::warn!(error = %e, "the worker ended abnormally");
+    }
+    db.close().await;
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown requested");
+}

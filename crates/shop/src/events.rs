@@ -1,0 +1,37 @@
+//! Outbox topics and the helper that writes an event in the caller's transaction.
+
+use emporium_store::{StoreError, Tx, outbox};
+use uuid::Uuid;
+
+pub const USER_REGISTERED: &str = "user.registered";
+pub const USER_ACCESS_CHANGED: &str = "user.access_changed";
+pub const CATEGORY_CREATED: &str = "catalog.category_created";
+pub const PRODUCT_CREATED: &str = "catalog.product_created";
+pub const PRODUCT_UPDATED: &str = "catalog.product_updated";
+
+/// Every topic that changes what catalog reads return: a node that delivers one of these
+/// drops its read caches.
+pub const CATALOG_TOPICS: &[&str] = &[CATEGORY_CREATED, PRODUCT_CREATED, PRODUCT_UPDATED];
+
+/// Writes one event to the outbox in the caller's transaction. `owner` is the user the event
+/// belongs to (sharding key); system events use the nil id.
+pub async fn emit(
+    tx: &mut Tx,
+    owner: Uuid,
+    topic: &str,
+    payload: serde_json::Value,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<(), StoreError> {
+    outbox::insert(
+        tx,
+        &outbox::EventRow {
+            user_id: owner,
+            id: Uuid::now_v7(),
+            topic: topic.to_owned(),
+            payload: outbox::Json(payload),
+            created_at: at,
+            attempts: 0,
+        },
+    )
+    .await
+}

@@ -1,0 +1,68 @@
+//! The shop's operations, one module per business component. Each operation applies the
+//! domain's rules, runs one transaction through the store and writes an outbox row for every
+//! side effect.
+//!
+//! Layout: `error` (the error policy of this layer), `clock`, `identity` (accounts, sessions,
+//! addresses, roles), `throttle` (login brute-force protection), `catalog` (categories,
+//! products, variants, the catalog version used by read caches), `events` (outbox topics),
+//! `demo` (the demo catalog and accounts).
+
+pub mod catalog;
+pub mod clock;
+pub mod demo;
+mod error;
+pub mod events;
+pub mod identity;
+pub mod throttle;
+
+use std::sync::Arc;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use emporium_store::{Backend, Db};
+pub use error::ShopError;
+
+/// Tunables of the shop, with production defaults.
+#[derive(Debug, Clone)]
+pub struct ShopConfig {
+    pub session_ttl: chrono::Duration,
+    pub password_hashing: identity::HashingCost,
+    pub login_throttle: throttle::ThrottleConfig,
+}
+
+impl Default for ShopConfig {
+    fn default() -> Self {
+        Self {
+            session_ttl: chrono::Duration::days(14),
+            password_hashing: identity::HashingCost::default(),
+            login_throttle: throttle::ThrottleConfig::default(),
+        }
+    }
+}
+
+/// Everything an operation needs: the database, the clock, the configuration and the
+/// in-process state shared by all requests of this node.
+#[derive(Clone)]
+pub struct Shop {
+    pub db: Db,
+    pub clock: Arc<dyn Clock>,
+    pub config: Arc<ShopConfig>,
+    pub throttle: Arc<throttle::LoginThrottle>,
+    pub catalog_version: Arc<catalog::CatalogVersion>,
+}
+
+impl Shop {
+    pub fn new(db: Db, clock: Arc<dyn Clock>, config: ShopConfig) -> Self {
+        let throttle = Arc::new(throttle::LoginThrottle::new(config.login_throttle.clone()));
+        Self {
+            db,
+            clock,
+            config: Arc::new(config),
+            throttle,
+            catalog_version: Arc::new(catalog::CatalogVersion::default()),
+        }
+    }
+
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+}

@@ -1,0 +1,213 @@
+//! Connection pools and transactions.
+//!
+//! SQLite runs in WAL mode with two pools on one file: a single writer connection
+//! (`synchronous=FULL`, so an acknowledged commit survives power loss; SQLite has one writer
+//! anyway, and queueing in our pool is cheaper than `SQLITE_BUSY` retries) and a reader pool.
+//! PostgreSQL uses one pool for both with `synchronous_commit=on`.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+
+use crate::StoreError;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// How to reach the database.
+#[derive(Debug, Clone)]
+pub struct DbConfig {
+    /// `sqlite://path` or `postgres://...`.
+    pub url: String,
+    /// Upper bound of connections in the read pool (PostgreSQL: the only pool).
+    pub max_connections: u32,
+    /// PostgreSQL only: the schema to use (tests give each test its own).
+    pub schema: Option<String>,
+}
+
+impl DbConfig {
+    /// A SQLite database file inside `data_dir`.
+    pub fn sqlite_in(data_dir: &Path) -> Self {
+        Self {
+            url: format!("sqlite://{}", data_dir.join("emporium.db").display()),
+            max_connections: 8,
+            schema: None,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) enum Pools {
+    Sqlite { write: SqlitePool, read: SqlitePool },
+    Postgres(PgPool),
+}
+
+/// The database handle: cheap to clone, shared by every request.
+#[derive(Clone)]
+pub struct Db {
+    pools: Pools,
+}
+
+impl Db {
+    pub async fn connect(config: &DbConfig) -> Result<Self, StoreError> {
+        let pools =
+            if config.url.starts_with("postgres://") || config.url.starts_with("postgresql://") {
+                Pools::Postgres(connect_postgres(config).await?)
+            } else if config.url.starts_with("sqlite:") {
+                connect_sqlite(config).await?
+            } else {
+                return Err(StoreError::Config(format!(
+                    "unsupported database URL (expected sqlite:// or postgres://): {}",
+                    redact(&config.url)
+                )));
+            };
+        Ok(Self { pools })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.pools {
+            Pools::Sqlite { .. } => Backend::Sqlite,
+            Pools::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    pub(crate) fn pools(&self) -> &Pools {
+        &self.pools
+    }
+
+    /// Applies the backend's pending migrations.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match &self.pools {
+            Pools::Sqlite { write, .. } => SQLITE_MIGRATIONS.run(write).await?,
+            Pools::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Starts a write transaction. On SQLite it runs on the single writer connection and
+    /// takes the write lock at once (`BEGIN IMMEDIATE`), so it never fails half-way with
+    /// `SQLITE_BUSY` when upgrading from a read.
+    pub async fn begin(&self) -> Result<Tx, StoreError> {
+        let inner = match &self.pools {
+            Pools::Sqlite { write, .. } => {
+                TxInner::Sqlite(write.begin_with("BEGIN IMMEDIATE").await?)
+            }
+            Pools::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
+        };
+        Ok(Tx { inner })
+    }
+
+    /// `SELECT 1` on the read path: is the database reachable?
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        crate::on_pool!(self, p => sqlx::query("SELECT 1").execute(p).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// (connections open, of which idle) per pool, for metrics.
+    pub fn pool_stats(&self) -> Vec<(&'static str, u32, usize)> {
+        match &self.pools {
+            Pools::Sqlite { write, read } => vec![
+                ("sqlite_write", write.size(), write.num_idle()),
+                ("sqlite_read", read.size(), read.num_idle()),
+            ],
+            Pools::Postgres(pool) => vec![("postgres", pool.size(), pool.num_idle())],
+        }
+    }
+
+    pub async fn close(&self) {
+        match &self.pools {
+            Pools::Sqlite { write, read } => {
+                read.close().await;
+                write.close().await;
+            }
+            Pools::Postgres(pool) => pool.close().await,
+        }
+    }
+
+    /// The PostgreSQL pool, for callers that need a backend-specific feature.
+    pub fn postgres(&self) -> Option<&PgPool> {
+        match &self.pools {
+            Pools::Postgres(p) => Some(p),
+            Pools::Sqlite { .. } => None,
+        }
+    }
+}
+
+/// A write transaction. Dropped without [`Tx::commit`], it rolls back.
+pub struct Tx {
+    inner: TxInner,
+}
+
+pub(crate) enum TxInner {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+impl Tx {
+    pub(crate) fn inner(&mut self) -> &mut TxInner {
+        &mut self.inner
+    }
+
+    pub async fn commit(self) -> Result<(), StoreError> {
+        match self.inner {
+            TxInner::Sqlite(t) => t.commit().await?,
+            TxInner::Postgres(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+}
+
+async fn connect_sqlite(config: &DbConfig) -> Result<Pools, StoreError> {
+    let base = SqliteConnectOptions::from_str(&config.url)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(5));
+    // The writer fsyncs every commit: an acknowledged response means durable data.
+    let write = SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        .connect_with(base.clone().synchronous(SqliteSynchronous::Full))
+        .await?;
+    let read = SqlitePoolOptions::new()
+        .max_connections(config.max_connections.max(1))
+        .connect_with(base.read_only(false).synchronous(SqliteSynchronous::Normal))
+        .await?;
+    Ok(Pools::Sqlite { write, read })
+}
+
+async fn connect_postgres(config: &DbConfig) -> Result<PgPool, StoreError> {
+    let mut options =
+        PgConnectOptions::from_str(&config.url)?.options([("synchronous_commit", "on")]);
+    if let Some(schema) = &config.schema {
+        options = options.options([("search_path", schema.as_str())]);
+    }
+    let pool = PgPoolOptions::new()
+        .max_connections(config.max_connections.max(1))
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await?;
+    Ok(pool)
+}
+
+/// The URL without its password, for error messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}

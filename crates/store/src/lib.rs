@@ -1,0 +1,45 @@
+//! The database: one `Db` over SQLite or PostgreSQL, migrations per backend, and one named
+//! function per query, grouped by business component (`identity`, `catalog`, `inventory`,
+//! `outbox`).
+//!
+//! Dialect differences are written out visibly: every query function runs its body through
+//! [`on_pool!`] or [`on_tx!`], which expand it once per backend. Where the SQL text itself
+//! differs, the function matches on the backend explicitly.
+
+pub mod catalog;
+mod db;
+mod error;
+pub mod identity;
+pub mod inventory;
+pub mod outbox;
+
+pub use db::{Backend, Db, DbConfig, Tx};
+pub use error::{Constraint, StoreError};
+
+/// Runs `$body` with `$p` bound to the backend's read pool.
+#[macro_export]
+macro_rules! on_pool {
+    ($db:expr, $p:ident => $body:expr) => {
+        match $db.pools() {
+            $crate::db::Pools::Sqlite { read: $p, .. } => $body,
+            $crate::db::Pools::Postgres($p) => $body,
+        }
+    };
+}
+
+/// Runs `$body` with `$c` bound to the transaction's connection (`&mut *Connection`).
+#[macro_export]
+macro_rules! on_tx {
+    ($tx:expr, $c:ident => $body:expr) => {
+        match $tx.inner() {
+            $crate::db::TxInner::Sqlite($c) => {
+                let $c = &mut **$c;
+                $body
+            }
+            $crate::db::TxInner::Postgres($c) => {
+                let $c = &mut **$c;
+                $body
+            }
+        }
+    };
+}

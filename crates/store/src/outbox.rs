@@ -1,0 +1,80 @@
+//! The transactional outbox: every side effect of an operation is a row written in the same
+//! transaction; the worker delivers the rows afterwards.
+
+use chrono::{DateTime, Utc};
+pub use sqlx::types::Json;
+use uuid::Uuid;
+
+use crate::{Db, StoreError, Tx, on_pool, on_tx};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EventRow {
+    /// The user the event belongs to (the actor for catalog events; nil for the system).
+    pub user_id: Uuid,
+    pub id: Uuid,
+    pub topic: String,
+    pub payload: Json<serde_json::Value>,
+    pub created_at: DateTime<Utc>,
+    pub attempts: i32,
+}
+
+pub async fn insert(tx: &mut Tx, e: &EventRow) -> Result<(), StoreError> {
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO outbox (user_id, id, topic, payload, created_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(e.user_id)
+    .bind(e.id)
+    .bind(&e.topic)
+    .bind(&e.payload)
+    .bind(e.created_at)
+    .execute(c)
+    .await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// The oldest undelivered events (UUIDv7 ids are time-ordered).
+pub async fn pending(db: &Db, limit: u32) -> Result<Vec<EventRow>, StoreError> {
+    Ok(on_pool!(db, p => sqlx::query_as(
+        "SELECT user_id, id, topic, payload, created_at, attempts FROM outbox \
+         WHERE delivered_at IS NULL ORDER BY id LIMIT $1",
+    )
+    .bind(i64::from(limit))
+    .fetch_all(p)
+    .await)?)
+}
+
+pub async fn mark_delivered(
+    tx: &mut Tx,
+    user_id: Uuid,
+    id: Uuid,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    on_tx!(tx, c => sqlx::query("UPDATE outbox SET delivered_at = $3, attempts = attempts + 1 WHERE user_id = $1 AND id = $2")
+        .bind(user_id)
+        .bind(id)
+        .bind(at)
+        .execute(c)
+        .await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub async fn count_pending(db: &Db) -> Result<i64, StoreError> {
+    Ok(
+        on_pool!(db, p => sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL")
+        .fetch_one(p)
+        .await)?,
+    )
+}
+
+/// The id of the newest event of any of these topics.
+pub async fn newest_of_topics(db: &Db, topics: &[&str]) -> Result<Option<Uuid>, StoreError> {
+    Ok(on_pool!(db, p => {
+        let mut qb = sqlx::QueryBuilder::new("SELECT MAX(id) FROM outbox WHERE topic IN (");
+        let mut list = qb.separated(", ");
+        for topic in topics {
+            list.push_bind(*topic);
+        }
+        qb.push(")");
+        qb.build_query_scalar().fetch_one(p).await
+    })?)
+}

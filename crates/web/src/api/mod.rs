@@ -1,0 +1,22 @@
+//! The JSON API, one module per business component. Each exports `router()`.
+
+pub mod admin;
+pub mod catalog;
+pub mod identity;
+
+use axum::Router;
+
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(identity::router())
+        .merge(catalog::router())
+        .merge(admin::router())
+}
+
+/// A list of items.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Items<T> {
+    pub items: Vec<T>,
+}

@@ -1,0 +1,152 @@
+//! The API's one error type and the error policy of the whole service.
+//!
+//! - `domain`: [`emporium_domain::Invalid`] — input broke a rule.
+//! - `store`: `StoreError` — database failures; named constraint violations are mapped to
+//!   conflicts by `shop` (one helper, `impl From<StoreError> for ShopError`).
+//! - `shop`: [`ShopError`] — what an operation can answer.
+//! - `web`: [`ApiError`] — every failure a client sees, as an RFC 9457
+//!   `application/problem+json` body with a stable snake_case `code`. Extractor rejections
+//!   (bad JSON, wrong types, oversized bodies, bad paths or queries) become `ApiError`s in
+//!   `extract`. Internal errors are logged with their full cause chain and answered with an
+//!   opaque 500.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use emporium_domain::Invalid;
+use emporium_shop::ShopError;
+use serde::Serialize;
+
+/// The problem document (RFC 9457) with Emporium's extensions.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// `urn:emporium:problem:<code>`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Stable, snake_case, for programs.
+    pub code: String,
+    /// Per-field messages of a validation failure.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub detail: String,
+    pub errors: Vec<FieldError>,
+    pub retry_after_secs: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            detail: detail.into(),
+            errors: Vec::new(),
+            retry_after_secs: None,
+        }
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        let code = match what {
+            "user" => "user_not_found",
+            "address" => "address_not_found",
+            "product" => "product_not_found",
+            "variant" => "variant_not_found",
+            "category" => "category_not_found",
+            _ => "not_found",
+        };
+        Self::new(StatusCode::NOT_FOUND, code, format!("{what} not found"))
+    }
+
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "something went wrong on our side; it has been logged",
+        )
+    }
+}
+
+impl From<Invalid> for ApiError {
+    fn from(invalid: Invalid) -> Self {
+        let mut err = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            invalid.to_string(),
+        );
+        err.errors.push(FieldError {
+            field: invalid.field,
+            message: invalid.message,
+        });
+        err
+    }
+}
+
+impl From<ShopError> for ApiError {
+    fn from(err: ShopError) -> Self {
+        match err {
+            ShopError::Invalid(invalid) => invalid.into(),
+            ShopError::NotFound(what) => Self::not_found(what),
+            ShopError::Conflict { code, message } => Self::new(StatusCode::CONFLICT, code, message),
+            ShopError::Unauthenticated(code, message) => {
+                Self::new(StatusCode::UNAUTHORIZED, code, message)
+            }
+            ShopError::Forbidden(code, message) => Self::new(StatusCode::FORBIDDEN, code, message),
+            ShopError::RateLimited { retry_after_secs } => {
+                let mut e = Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_attempts",
+                    format!("too many attempts; retry after {retry_after_secs} seconds"),
+                );
+                e.retry_after_secs = Some(retry_after_secs);
+                e
+            }
+            ShopError::Internal(cause) => {
+                tracing::error!(error = format!("{cause:#}"), "internal error");
+                Self::internal()
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let title = self.status.canonical_reason().unwrap_or("Error").to_owned();
+        let problem = Problem {
+            kind: format!("urn:emporium:problem:{}", self.code),
+            title,
+            status: self.status.as_u16(),
+            detail: self.detail,
+            code: self.code.to_owned(),
+            errors: self.errors,
+        };
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = (self.status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let Some(secs) = self.retry_after_secs {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

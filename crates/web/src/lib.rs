@@ -1,0 +1,78 @@
+//! HTTP only: the JSON API under `/api/v1`, its OpenAPI document and docs page, health,
+//! readiness and metrics. Handlers parse, authorize (by the extractor they ask for), call one
+//! shop operation and map its result; no SQL and no business rules here.
+//!
+//! Layout: `api` (one module per business component, each exporting `router()`), `error`
+//! (the API error type and the error policy), `extract` (rejection-safe extractors and
+//! authentication), `cache` (the catalog read cache with ETags), `ops` (health, readiness,
+//! metrics, request middleware), `openapi` (the generated document).
+
+pub mod api;
+pub mod cache;
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod ops;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use emporium_shop::Shop;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub shop: Shop,
+    pub cache: Arc<cache::ReadCache>,
+}
+
+impl AppState {
+    pub fn new(shop: Shop) -> Self {
+        Self {
+            shop,
+            cache: Arc::new(cache::ReadCache::default()),
+        }
+    }
+}
+
+/// HTTP limits.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Larger request bodies get 413.
+    pub max_body_bytes: usize,
+    /// A request that takes longer gets 503.
+    pub request_timeout: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The whole HTTP application.
+pub fn app(state: AppState, config: &HttpConfig) -> Router {
+    let header = axum::http::HeaderName::from_static("x-request-id");
+    Router::new()
+        .nest("/api/v1", api::router())
+        .merge(openapi::router())
+        .merge(ops::router())
+        .fallback(ops::not_found)
+        .method_not_allowed_fallback(ops::method_not_allowed)
+        .layer(axum::middleware::from_fn(ops::record_metrics))
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(ops::timeout_layer(config.request_timeout))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            ops::panic_response,
+        ))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::new(header.clone()))
+        .layer(SetRequestIdLayer::new(header, MakeRequestUuid))
+        .with_state(state)
+}
