@@ -111,7 +111,6 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_body_bytes: args.max_body_bytes,
         request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
     };
-    emporium_web::ops::metrics_handle();
     let app = emporium_web::app(AppState::new(shop.clone()), &http);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

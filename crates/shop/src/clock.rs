@@ -23,8 +23,10 @@ impl Clock for SystemClock {
 pub struct ManualClock(Mutex<DateTime<Utc>>);
 
 impl ManualClock {
+    /// Starts at `start`, truncated to microseconds like the wall clock.
     pub fn new(start: DateTime<Utc>) -> Self {
-        Self(Mutex::new(start))
+        let nanos = i64::from(start.timestamp_subsec_nanos() % 1000);
+        Self(Mutex::new(start - chrono::Duration::nanoseconds(nanos)))
     }
 
     pub fn advance(&self, by: chrono::Duration) {

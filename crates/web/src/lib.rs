@@ -58,6 +58,7 @@ impl Default for HttpConfig {
 
 /// The whole HTTP application.
 pub fn app(state: AppState, config: &HttpConfig) -> Router {
+    ops::metrics_handle();
     let header = axum::http::HeaderName::from_static("x-request-id");
     Router::new()
         .nest("/api/v1", api::router())

@@ -1,0 +1,12 @@
+//! Integration tests: the real router against a fresh database per test, on SQLite and, when
+//! `EMPORIUM_TEST_DATABASE_URL` is set at build time, on PostgreSQL too.
+#![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
+mod bad_input;
+mod catalog;
+mod demo;
+mod health;
+mod helpers;
+mod identity;
+mod openapi;
+mod schema_rules;
