@@ -9,4 +9,5 @@ mod health;
 mod helpers;
 mod identity;
 mod openapi;
+mod process;
 mod schema_rules;

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod catalog;
 pub mod identity;
+pub mod stock;
 
 use axum::Router;
 
@@ -13,6 +14,7 @@ pub fn router() -> Router<AppState> {
         .merge(identity::router())
         .merge(catalog::router())
         .merge(admin::router())
+        .merge(stock::router())
 }
 
 /// A list of items.

@@ -1,0 +1,1 @@
+//! Stock locations, levels, the movement ledger and low-stock events.
