@@ -8,6 +8,7 @@
 pub mod catalog;
 pub mod identity;
 pub mod ids;
+pub mod inventory;
 pub mod money;
 pub mod paging;
 

@@ -154,6 +154,13 @@ pub(crate) enum TxInner {
 }
 
 impl Tx {
+    pub fn backend(&self) -> Backend {
+        match self.inner {
+            TxInner::Sqlite(_) => Backend::Sqlite,
+            TxInner::Postgres(_) => Backend::Postgres,
+        }
+    }
+
     pub(crate) fn inner(&mut self) -> &mut TxInner {
         &mut self.inner
     }

@@ -12,6 +12,7 @@ mod error;
 pub mod identity;
 pub mod inventory;
 pub mod outbox;
+pub mod reservations;
 
 pub use db::{Backend, Db, DbConfig, Tx};
 pub use error::{Constraint, StoreError};

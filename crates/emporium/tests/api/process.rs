@@ -16,7 +16,10 @@ fn start(data_dir: &std::path::Path) -> (Child, String) {
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     let addr = loop {
-        let line = lines.next().expect("the server exited before listening").unwrap();
+        let line = lines
+            .next()
+            .expect("the server exited before listening")
+            .unwrap();
         if let Some(addr) = line.strip_prefix("emporium listening on http://") {
             break addr.to_owned();
         }
@@ -30,7 +33,10 @@ fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
         if let Some(status) = child.try_wait().unwrap() {
             return status;
         }
-        assert!(start.elapsed() < limit, "the server did not stop within {limit:?}");
+        assert!(
+            start.elapsed() < limit,
+            "the server did not stop within {limit:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -39,9 +45,12 @@ fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
 fn sigterm_lets_an_in_flight_request_finish_then_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, addr) = start(dir.path());
-    let body = r#"{"email": "late@example.com", "password": "correct horse battery", "name": "Late"}"#;
+    let body =
+        r#"{"email": "late@example.com", "password": "correct horse battery", "name": "Late"}"#;
     let mut stream = TcpStream::connect(&addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let head = format!(
         "POST /api/v1/auth/register HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
         body.len()
@@ -51,10 +60,16 @@ fn sigterm_lets_an_in_flight_request_finish_then_exits_cleanly() {
     stream.write_all(&body.as_bytes()[..10]).unwrap();
     stream.flush().unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(killed.success());
     std::thread::sleep(Duration::from_millis(300));
-    assert!(child.try_wait().unwrap().is_none(), "the server must wait for the in-flight request");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the server must wait for the in-flight request"
+    );
     stream.write_all(&body.as_bytes()[10..]).unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
