@@ -2,7 +2,8 @@
 //!
 //! Layout: `ids` (one UUIDv7 newtype per entity), `money` (currencies and integer minor
 //! units), `identity` (emails, passwords, roles), `catalog` (slugs, SKUs, product rules),
-//! `paging` (cursors and limits). Everything raw that enters the system is parsed into these
+//! `paging` (cursors and limits), `inventory` (reservation rules), `stock` (locations,
+//! quantities, thresholds). Everything raw that enters the system is parsed into these
 //! types at the edge; inner layers accept only them.
 
 pub mod catalog;
@@ -11,6 +12,7 @@ pub mod ids;
 pub mod inventory;
 pub mod money;
 pub mod paging;
+pub mod stock;
 
 mod invalid;
 

@@ -54,12 +54,51 @@ pub struct ServeArgs {
     /// Requests running longer are stopped with 503, in seconds.
     #[arg(long, env = "EMPORIUM_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
+    /// `batched` (group commit) or `naive` (one transaction per reservation attempt).
+    #[arg(long, env = "EMPORIUM_RESERVATION_MODE", default_value = "batched")]
+    pub reservation_mode: String,
+    /// Most reservation attempts per batch.
+    #[arg(long, env = "EMPORIUM_BATCH_MAX", default_value_t = 1024)]
+    pub batch_max: usize,
+    /// How long the engine waits for more attempts before committing a batch, in microseconds.
+    #[arg(long, env = "EMPORIUM_BATCH_WAIT_US", default_value_t = 500)]
+    pub batch_wait_us: u64,
+    /// Reservation attempts waiting beyond this get 429 with Retry-After.
+    #[arg(long, env = "EMPORIUM_MAX_QUEUE", default_value_t = 20_000)]
+    pub max_queue: usize,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Product detail reads against the HTTP ceiling (`GET /healthz`) of this machine.
     Catalog(BenchArgs),
+    /// Flash-sale reservations: batched engine against the naive design and the HTTP ceiling.
+    FlashSale(FlashBenchArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct FlashBenchArgs {
+    /// PostgreSQL to run on (each server gets a fresh schema); default: SQLite files.
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Concurrent shoppers (keep-alive connections).
+    #[arg(long, default_value_t = 256)]
+    pub connections: usize,
+    /// Seconds measured per phase.
+    #[arg(long, default_value_t = 5)]
+    pub seconds: u64,
+    /// Distinct shoppers created before measuring (each can hold one reservation).
+    #[arg(long, default_value_t = 300_000)]
+    pub shoppers: usize,
+    /// Units of the sale that sells out under load (the oversell check).
+    #[arg(long, default_value_t = 500)]
+    pub sell_out_units: i64,
+    /// Skip the naive baseline.
+    #[arg(long)]
+    pub no_baseline: bool,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -6,6 +6,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod fixtures;
 pub mod serve;
 pub mod telemetry;
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use emporium_shop::demo::{self, DemoAccount};
+use emporium_shop::inventory::engine::{EngineConfig, EngineMode};
 use emporium_shop::{Shop, ShopConfig, SystemClock};
 use emporium_store::{Db, DbConfig};
 use emporium_web::{AppState, HttpConfig};
@@ -103,7 +104,21 @@ fn demo_account(role: &str, default_email: &str) -> DemoAccount {
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let db = open_db(&args.db).await?;
-    let shop = Shop::new(db.clone(), Arc::new(SystemClock), ShopConfig::default());
+    let mode = match args.reservation_mode.as_str() {
+        "batched" => EngineMode::Batched,
+        "naive" => EngineMode::Naive,
+        other => anyhow::bail!("--reservation-mode must be batched or naive, not {other}"),
+    };
+    let config = ShopConfig {
+        engine: EngineConfig {
+            mode,
+            max_batch: args.batch_max.max(1),
+            max_wait: Duration::from_micros(args.batch_wait_us),
+            max_queue: args.max_queue.max(1),
+        },
+        ..ShopConfig::default()
+    };
+    let shop = Shop::new(db.clone(), Arc::new(SystemClock), config);
     if args.demo {
         load_demo(&shop).await?;
     }

@@ -22,6 +22,17 @@ pub enum ShopError {
     /// The request conflicts with the current state (409 with this code).
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// A conflict with machine-readable details, e.g. which SKU is short and what is
+    /// available (409 with this code; the details become members of the problem document).
+    #[error("{message}")]
+    ConflictDetails {
+        code: &'static str,
+        message: String,
+        details: serde_json::Map<String, serde_json::Value>,
+    },
+    /// The node is at capacity; retry after this many seconds (429 `overloaded`).
+    #[error("overloaded")]
+    Overloaded { retry_after_secs: u64 },
     /// No valid credentials (401 with this code).
     #[error("{1}")]
     Unauthenticated(&'static str, &'static str),
@@ -41,6 +52,21 @@ impl ShopError {
         Self::Conflict {
             code,
             message: message.into(),
+        }
+    }
+
+    pub fn conflict_with(
+        code: &'static str,
+        message: impl Into<String>,
+        details: serde_json::Value,
+    ) -> Self {
+        Self::ConflictDetails {
+            code,
+            message: message.into(),
+            details: match details {
+                serde_json::Value::Object(map) => map,
+                _ => serde_json::Map::new(),
+            },
         }
     }
 

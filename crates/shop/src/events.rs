@@ -8,10 +8,21 @@ pub const USER_ACCESS_CHANGED: &str = "user.access_changed";
 pub const CATEGORY_CREATED: &str = "catalog.category_created";
 pub const PRODUCT_CREATED: &str = "catalog.product_created";
 pub const PRODUCT_UPDATED: &str = "catalog.product_updated";
+/// Stock of a SKU changed (receive, adjust, transfer, threshold): product pages show it.
+pub const STOCK_CHANGED: &str = "inventory.stock_changed";
+/// Available units of a SKU fell to or below its low-stock threshold.
+pub const LOW_STOCK: &str = "inventory.low_stock";
+pub const RESERVATION_EXPIRED: &str = "inventory.reservation_expired";
+pub const FLASH_SALE_CREATED: &str = "inventory.flash_sale_created";
 
 /// Every topic that changes what catalog reads return: a node that delivers one of these
 /// drops its read caches.
-pub const CATALOG_TOPICS: &[&str] = &[CATEGORY_CREATED, PRODUCT_CREATED, PRODUCT_UPDATED];
+pub const CATALOG_TOPICS: &[&str] = &[
+    CATEGORY_CREATED,
+    PRODUCT_CREATED,
+    PRODUCT_UPDATED,
+    STOCK_CHANGED,
+];
 
 /// Writes one event to the outbox in the caller's transaction. `owner` is the user the event
 /// belongs to (sharding key); system events use the nil id.

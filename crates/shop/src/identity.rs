@@ -214,6 +214,38 @@ pub async fn login(
     })
 }
 
+/// Recently verified sessions of this node, so that a hot path (a flash sale) does not read
+/// the session table on every request. An entry lives at most [`SessionCache::TTL`]: a
+/// session revoked on another node stops working here within that time; on this node,
+/// logout and disabling an account drop the entries at once.
+#[derive(Default)]
+pub struct SessionCache(parking_lot::Mutex<std::collections::HashMap<Vec<u8>, CachedSession>>);
+
+/// The actor, when its session expires, and when it was cached.
+type CachedSession = (Actor, DateTime<Utc>, Instant);
+
+impl SessionCache {
+    pub const TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+    fn get(&self, hash: &[u8], now: DateTime<Utc>) -> Option<Actor> {
+        let map = self.0.lock();
+        let (actor, expires_at, cached_at) = map.get(hash)?;
+        (cached_at.elapsed() < Self::TTL && *expires_at > now).then_some(*actor)
+    }
+
+    fn put(&self, hash: Vec<u8>, actor: Actor, expires_at: DateTime<Utc>) {
+        let mut map = self.0.lock();
+        if map.len() >= 100_000 {
+            map.clear();
+        }
+        map.insert(hash, (actor, expires_at, Instant::now()));
+    }
+
+    fn forget(&self, keep: impl Fn(&Actor) -> bool) {
+        self.0.lock().retain(|_, (actor, _, _)| keep(actor));
+    }
+}
+
 const NO_SESSION: ShopError =
     ShopError::Unauthenticated("invalid_token", "the token is unknown, expired or revoked");
 
@@ -222,6 +254,9 @@ const NO_SESSION: ShopError =
 pub async fn authenticate(shop: &Shop, token: &str) -> Result<Actor, ShopError> {
     let user_id = parse_token(token).ok_or(NO_SESSION)?;
     let hash = Sha256::digest(token.as_bytes()).to_vec();
+    if let Some(actor) = shop.sessions.get(&hash, shop.now()) {
+        return Ok(actor);
+    }
     let (session, user) = store::find_session(&shop.db, user_id, &hash)
         .await?
         .ok_or(NO_SESSION)?;
@@ -235,18 +270,21 @@ pub async fn authenticate(shop: &Shop, token: &str) -> Result<Actor, ShopError> 
             "this account is disabled",
         ));
     }
-    Ok(Actor {
+    let actor = Actor {
         user_id: UserId(user.id),
         session_id: SessionId(session.id),
         role: Role::parse(&user.role).map_err(ShopError::internal)?,
         status,
-    })
+    };
+    shop.sessions.put(hash, actor, session.expires_at);
+    Ok(actor)
 }
 
 pub async fn logout(shop: &Shop, actor: &Actor) -> Result<(), ShopError> {
     let mut tx = shop.db.begin().await?;
     store::revoke_session(&mut tx, actor.user_id.0, actor.session_id.0, shop.now()).await?;
     tx.commit().await?;
+    shop.sessions.forget(|a| a.session_id != actor.session_id);
     Ok(())
 }
 
@@ -328,6 +366,7 @@ pub async fn change_access(
     )
     .await?;
     tx.commit().await?;
+    shop.sessions.forget(|a| a.user_id != user);
     row.status = status.as_str().to_owned();
     row.updated_at = now;
     row.try_into()
@@ -465,7 +504,8 @@ async fn verify_password(password: String, hash: String) -> Result<bool, ShopErr
     .await?
 }
 
-fn new_token(user: Uuid) -> (String, Vec<u8>) {
+/// A new session token for `user` and the SHA-256 that is stored for it.
+pub fn new_token(user: Uuid) -> (String, Vec<u8>) {
     let mut secret = [0u8; 32];
     rand::rng().fill_bytes(&mut secret);
     let token = format!(

@@ -28,6 +28,7 @@ pub struct ShopConfig {
     pub session_ttl: chrono::Duration,
     pub password_hashing: identity::HashingCost,
     pub login_throttle: throttle::ThrottleConfig,
+    pub engine: inventory::engine::EngineConfig,
 }
 
 impl Default for ShopConfig {
@@ -36,6 +37,7 @@ impl Default for ShopConfig {
             session_ttl: chrono::Duration::days(14),
             password_hashing: identity::HashingCost::default(),
             login_throttle: throttle::ThrottleConfig::default(),
+            engine: inventory::engine::EngineConfig::default(),
         }
     }
 }
@@ -49,12 +51,26 @@ pub struct Shop {
     pub config: Arc<ShopConfig>,
     pub throttle: Arc<throttle::LoginThrottle>,
     pub catalog_version: Arc<catalog::CatalogVersion>,
+    /// The reservation engine of this node.
+    pub engine: Arc<inventory::engine::Engine>,
+    /// Sessions this node verified recently.
+    pub sessions: Arc<identity::SessionCache>,
+    /// Flash sales this node has read recently.
+    pub sales: Arc<inventory::flash::SaleCache>,
 }
 
 impl Shop {
     pub fn new(db: Db, clock: Arc<dyn Clock>, config: ShopConfig) -> Self {
         let throttle = Arc::new(throttle::LoginThrottle::new(config.login_throttle.clone()));
+        let engine = Arc::new(inventory::engine::Engine::new(
+            db.clone(),
+            clock.clone(),
+            config.engine.clone(),
+        ));
         Self {
+            engine,
+            sales: Arc::default(),
+            sessions: Arc::default(),
             db,
             clock,
             config: Arc::new(config),

@@ -433,3 +433,33 @@ pub async fn variant_facts(db: &Db, variant_ids: &[Uuid]) -> Result<VariantFacts
 pub async fn count_products(db: &Db) -> Result<i64, StoreError> {
     Ok(on_pool!(db, p => sqlx::query_scalar("SELECT COUNT(*) FROM products").fetch_one(p).await)?)
 }
+
+/// SKU codes of variants, by variant id.
+pub async fn skus_of(
+    db: &Db,
+    variant_ids: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, String>, StoreError> {
+    if variant_ids.is_empty() {
+        return Ok(std::collections::HashMap::new());
+    }
+    let rows: Vec<(Uuid, String)> = on_pool!(db, p => {
+        let mut qb = sqlx::QueryBuilder::new("SELECT id, sku FROM variants WHERE id IN (");
+        let mut ids = qb.separated(", ");
+        for id in variant_ids {
+            ids.push_bind(*id);
+        }
+        qb.push(")");
+        qb.build_query_as().fetch_all(p).await
+    })?;
+    Ok(rows.into_iter().collect())
+}
+
+/// A variant and its product's seller, by SKU code.
+pub async fn find_variant_by_sku(db: &Db, sku: &str) -> Result<Option<(Uuid, Uuid)>, StoreError> {
+    Ok(on_pool!(db, p => sqlx::query_as(
+        "SELECT v.id, p.seller_id FROM variants v JOIN products p ON p.id = v.product_id WHERE v.sku = $1",
+    )
+    .bind(sku)
+    .fetch_optional(p)
+    .await)?)
+}

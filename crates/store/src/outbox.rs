@@ -78,3 +78,13 @@ pub async fn newest_of_topics(db: &Db, topics: &[&str]) -> Result<Option<Uuid>, 
         qb.build_query_scalar().fetch_one(p).await
     })?)
 }
+
+/// How many events of this topic were written, delivered or not.
+pub async fn count_topic(db: &Db, topic: &str) -> Result<i64, StoreError> {
+    Ok(
+        on_pool!(db, p => sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE topic = $1")
+        .bind(topic)
+        .fetch_one(p)
+        .await)?,
+    )
+}

@@ -451,3 +451,71 @@ pub async fn stock_totals(db: &Db) -> Result<(i64, i64, i64, i64), StoreError> {
     .fetch_one(p)
     .await)?)
 }
+
+/// Appends a ledger entry for a change of on-hand stock made by another query of the same
+/// transaction (a committed reservation: `on_hand` already went down with `reserved`).
+pub async fn record_movement(
+    tx: &mut Tx,
+    m: &crate::inventory::Movement<'_>,
+) -> Result<(), StoreError> {
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO stock_movements (id, variant_id, location_id, delta, kind, reason, actor_id, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(m.variant_id)
+    .bind(m.location_id)
+    .bind(m.delta)
+    .bind(m.kind)
+    .bind(m.reason)
+    .bind(m.actor_id)
+    .bind(m.at)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Open sales whose window has passed, locked.
+pub async fn ended_sales(tx: &mut Tx, now: DateTime<Utc>) -> Result<Vec<FlashSaleRow>, StoreError> {
+    let lock = if tx.backend() == Backend::Postgres {
+        " FOR UPDATE SKIP LOCKED"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "SELECT {SALE_COLUMNS} FROM flash_sales WHERE closed_at IS NULL AND ends_at <= $1 ORDER BY ends_at LIMIT 100{lock}"
+    );
+    Ok(
+        on_tx!(tx, c => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(now).fetch_all(c).await)?,
+    )
+}
+
+/// Marks a sale closed: its remaining units are no longer earmarked.
+pub async fn close_sale(tx: &mut Tx, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    let done = on_tx!(tx, c => sqlx::query("UPDATE flash_sales SET closed_at = $2 WHERE id = $1 AND closed_at IS NULL")
+        .bind(id)
+        .bind(now)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(done == 1)
+}
+
+/// The earliest end of an open sale.
+pub async fn next_sale_end(db: &Db) -> Result<Option<DateTime<Utc>>, StoreError> {
+    Ok(
+        on_pool!(db, p => sqlx::query_scalar("SELECT MIN(ends_at) FROM flash_sales WHERE closed_at IS NULL")
+        .fetch_one(p)
+        .await)?,
+    )
+}
+
+/// The sum of every ledger entry (equals the sum of on-hand stock).
+pub async fn ledger_total(db: &Db) -> Result<i64, StoreError> {
+    Ok(
+        on_pool!(db, p => sqlx::query_scalar("SELECT CAST(COALESCE(SUM(delta), 0) AS BIGINT) FROM stock_movements")
+        .fetch_one(p)
+        .await)?,
+    )
+}

@@ -30,6 +30,10 @@ pub struct Problem {
     /// Per-field messages of a validation failure.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// Details of some problems, e.g. `sku` and `available` of `out_of_stock`.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub details: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -44,6 +48,7 @@ pub struct ApiError {
     pub code: &'static str,
     pub detail: String,
     pub errors: Vec<FieldError>,
+    pub details: serde_json::Map<String, serde_json::Value>,
     pub retry_after_secs: Option<u64>,
 }
 
@@ -54,6 +59,7 @@ impl ApiError {
             code,
             detail: detail.into(),
             errors: Vec::new(),
+            details: serde_json::Map::new(),
             retry_after_secs: None,
         }
     }
@@ -65,6 +71,10 @@ impl ApiError {
             "product" => "product_not_found",
             "variant" => "variant_not_found",
             "category" => "category_not_found",
+            "sku" => "sku_not_found",
+            "reservation" => "reservation_not_found",
+            "flash_sale" => "flash_sale_not_found",
+            "location" => "location_not_found",
             _ => "not_found",
         };
         Self::new(StatusCode::NOT_FOUND, code, format!("{what} not found"))
@@ -100,6 +110,24 @@ impl From<ShopError> for ApiError {
             ShopError::Invalid(invalid) => invalid.into(),
             ShopError::NotFound(what) => Self::not_found(what),
             ShopError::Conflict { code, message } => Self::new(StatusCode::CONFLICT, code, message),
+            ShopError::ConflictDetails {
+                code,
+                message,
+                details,
+            } => {
+                let mut e = Self::new(StatusCode::CONFLICT, code, message);
+                e.details = details;
+                e
+            }
+            ShopError::Overloaded { retry_after_secs } => {
+                let mut e = Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "overloaded",
+                    "the server is at capacity; retry shortly",
+                );
+                e.retry_after_secs = Some(retry_after_secs);
+                e
+            }
             ShopError::Unauthenticated(code, message) => {
                 Self::new(StatusCode::UNAUTHORIZED, code, message)
             }
@@ -131,6 +159,7 @@ impl IntoResponse for ApiError {
             detail: self.detail,
             code: self.code.to_owned(),
             errors: self.errors,
+            details: self.details,
         };
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (self.status, body).into_response();

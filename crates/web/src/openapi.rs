@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::AppState;
-use crate::api::{admin, catalog, identity};
+use crate::api::{admin, catalog, identity, reservations, stock};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,12 +20,17 @@ use crate::api::{admin, catalog, identity};
         catalog::create_product, catalog::update_product, catalog::add_variant, catalog::update_variant,
         catalog::put_translation, catalog::seller_products, catalog::seller_product,
         admin::list_users, admin::approve, admin::disable, admin::enable,
+        stock::list_locations, stock::create_location, stock::get_stock, stock::list_movements, stock::receive, stock::adjust, stock::transfer, stock::put_threshold,
+        reservations::create, reservations::show, reservations::extend, reservations::release,
+        reservations::create_sale, reservations::sale_status, reservations::reserve_sale,
     ),
     modifiers(&BearerAuth),
     tags(
         (name = "identity", description = "Accounts, sessions and addresses"),
         (name = "catalog", description = "Categories, products, variants and prices"),
         (name = "admin", description = "Administration"),
+        (name = "stock", description = "Stock locations, levels, movements and low-stock thresholds"),
+        (name = "inventory", description = "Reservations and flash sales"),
     )
 )]
 pub struct ApiDoc;

@@ -79,8 +79,82 @@ impl CatalogWatch {
     }
 }
 
+/// Expires reservations and closes ended flash sales. It sleeps until the next deadline it
+/// knows of (read from the database, so deadlines set by other nodes and overdue ones from
+/// before a restart count too), and wakes early when this node's engine grants a
+/// reservation that might expire sooner.
+pub struct Reaper {
+    shop: Shop,
+}
+
+impl Reaper {
+    /// Most reservations released in one transaction.
+    const BATCH: u32 = 500;
+    /// Longest sleep: bounds how late a deadline set by another node can be noticed.
+    const MAX_SLEEP: Duration = Duration::from_secs(30);
+
+    pub fn new(shop: Shop) -> Self {
+        Self { shop }
+    }
+
+    pub async fn run_once(&self) -> Result<Outcome, ShopError> {
+        let expired =
+            emporium_shop::inventory::reservations::expire_overdue(&self.shop, Self::BATCH).await?;
+        let closed = emporium_shop::inventory::reservations::close_ended_sales(&self.shop).await?;
+        Ok(if expired + closed > 0 {
+            Outcome::Worked(expired + closed)
+        } else {
+            Outcome::Idle
+        })
+    }
+
+    /// How long to sleep before the next deadline.
+    pub async fn sleep_time(&self) -> Result<Duration, ShopError> {
+        let next = emporium_shop::inventory::reservations::next_deadline(&self.shop).await?;
+        Ok(match next {
+            None => Self::MAX_SLEEP,
+            Some(at) => (at - self.shop.now())
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .min(Self::MAX_SLEEP),
+        })
+    }
+
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            match self.run_once().await {
+                Ok(Outcome::Worked(n)) => {
+                    tracing::info!(released = n, "reservations expired or sales closed");
+                    continue;
+                }
+                Ok(Outcome::Idle) => {}
+                Err(e) => tracing::warn!(error = format!("{e:#}"), "reaper step failed"),
+            }
+            let sleep = match self.sleep_time().await {
+                Ok(d) => d,
+                Err(_) => Duration::from_secs(1),
+            };
+            // A few milliseconds past the deadline, so the deadline has surely passed.
+            let sleep = if sleep < Self::MAX_SLEEP {
+                sleep + Duration::from_millis(5)
+            } else {
+                sleep
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(sleep) => {}
+                _ = self.shop.engine.memory.deadline_changed.notified() => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+}
+
 /// Runs the node's background steps until `shutdown` turns true.
 pub async fn run(shop: Shop, mut shutdown: watch::Receiver<bool>) {
+    tokio::spawn(Reaper::new(shop.clone()).run(shutdown.clone()));
     let dispatcher = Dispatcher::new(shop.clone());
     let mut watch = CatalogWatch::new(shop);
     // Short enough that other nodes' catalog writes show within a quarter second.

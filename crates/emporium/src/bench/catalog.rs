@@ -102,7 +102,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             .sum::<u64>();
         errors += c.errors + p.errors;
     }
-    server.stop().await;
+    drop(server.stop().await);
     let ceiling_per_sec = median(&mut ceiling);
     let product_per_sec = median(&mut product);
     let report = CatalogReport {

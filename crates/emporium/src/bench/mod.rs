@@ -4,6 +4,7 @@
 //! same noisy machine.
 
 mod catalog;
+mod flash;
 pub mod load;
 pub mod server;
 
@@ -12,6 +13,7 @@ use crate::cli::BenchCommand;
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Catalog(args) => catalog::run(args).await,
+        BenchCommand::FlashSale(args) => flash::run(args).await,
     }
 }
 

@@ -24,11 +24,19 @@ pub const BENCH_ADMIN_PASSWORD: &str = "bench-admin-password";
 impl Server {
     /// Starts `emporium serve --demo` and waits until it is ready.
     pub async fn start(database_url: Option<&str>) -> anyhow::Result<Self> {
-        let dir = tempfile::tempdir()?;
+        Self::spawn(tempfile::tempdir()?, database_url, &["--demo"]).await
+    }
+
+    /// Starts `emporium serve` on an existing data directory with extra flags.
+    pub async fn spawn(
+        dir: tempfile::TempDir,
+        database_url: Option<&str>,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
         let exe = std::env::current_exe()?;
         let mut cmd = Command::new(exe);
         cmd.arg("serve")
-            .arg("--demo")
+            .args(extra)
             .arg("--listen")
             .arg("127.0.0.1:0")
             .arg("--data-dir")
@@ -92,9 +100,11 @@ impl Server {
         bail!("the server at {} never became ready", self.addr)
     }
 
-    pub async fn stop(mut self) {
+    /// Stops the server; hands back its data directory (deleted when dropped).
+    pub async fn stop(mut self) -> Option<tempfile::TempDir> {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill().await;
         }
+        self._dir.take()
     }
 }

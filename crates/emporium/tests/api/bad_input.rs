@@ -63,6 +63,31 @@ async fn mutating_routes(app: &TestApp) -> (Vec<(Method, String, Option<String>)
             format!("/api/v1/products/{pid}/translations/fr"),
             Some(seller.clone()),
         ),
+        (
+            Method::POST,
+            "/api/v1/stock/locations".to_owned(),
+            Some(admin.clone()),
+        ),
+        (
+            Method::POST,
+            "/api/v1/stock/BOWL-1/receive".to_owned(),
+            Some(seller.clone()),
+        ),
+        (
+            Method::POST,
+            "/api/v1/stock/BOWL-1/adjust".to_owned(),
+            Some(seller.clone()),
+        ),
+        (
+            Method::POST,
+            "/api/v1/stock/BOWL-1/transfer".to_owned(),
+            Some(seller.clone()),
+        ),
+        (
+            Method::PUT,
+            "/api/v1/stock/BOWL-1/threshold".to_owned(),
+            Some(seller.clone()),
+        ),
     ];
     (routes, admin)
 }

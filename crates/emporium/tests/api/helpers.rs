@@ -260,3 +260,77 @@ impl TestApp {
         r.body
     }
 }
+
+impl TestApp {
+    /// `n` customer accounts inserted directly (no password), for load and race tests.
+    pub async fn bulk_users(&self, n: usize) -> Vec<emporium_domain::ids::UserId> {
+        let now = self.shop.now();
+        let mut tx = self.shop.db.begin().await.unwrap();
+        let mut ids = Vec::with_capacity(n);
+        for i in 0..n {
+            let id = emporium_domain::ids::UserId::new();
+            let row = emporium_store::identity::UserRow {
+                id: id.0,
+                email: format!("buyer{i}-{}@example.com", id.0.simple()),
+                password_hash: None,
+                name: format!("Buyer {i}"),
+                role: "customer".into(),
+                status: "active".into(),
+                created_at: now,
+                updated_at: now,
+            };
+            emporium_store::identity::insert_user(&mut tx, &row)
+                .await
+                .unwrap();
+            ids.push(id);
+        }
+        tx.commit().await.unwrap();
+        ids
+    }
+
+    /// Receives `quantity` units of a variant into the location `code`; returns the location.
+    pub async fn receive(&self, variant: &str, code: &str, quantity: i64) -> uuid::Uuid {
+        let now = self.shop.now();
+        let mut tx = self.shop.db.begin().await.unwrap();
+        let location = emporium_store::inventory::ensure_location(&mut tx, code, code, now)
+            .await
+            .unwrap();
+        let movement = emporium_store::inventory::Movement {
+            variant_id: variant.parse().unwrap(),
+            location_id: location,
+            delta: quantity,
+            kind: "receive",
+            reason: None,
+            actor_id: None,
+            at: now,
+        };
+        emporium_store::inventory::apply_movement(&mut tx, &movement)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        self.shop.catalog_version.bump();
+        location
+    }
+
+    /// Asserts the stock equation: on hand equals the ledger, and reserved units equal the
+    /// units of active reservations plus those still earmarked by open sales.
+    pub async fn assert_stock_equation(&self) {
+        let (on_hand, reserved, held, earmarked) =
+            emporium_store::reservations::stock_totals(&self.shop.db)
+                .await
+                .unwrap();
+        assert_eq!(
+            reserved,
+            held + earmarked,
+            "reserved = active reservations + open sales' earmarks"
+        );
+        assert!(
+            on_hand >= reserved,
+            "on hand {on_hand} < reserved {reserved}"
+        );
+        let ledger = emporium_store::reservations::ledger_total(&self.shop.db)
+            .await
+            .unwrap();
+        assert_eq!(on_hand, ledger, "on hand equals the ledger");
+    }
+}

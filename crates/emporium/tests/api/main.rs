@@ -5,9 +5,12 @@
 mod bad_input;
 mod catalog;
 mod demo;
+mod flash_sales;
 mod health;
 mod helpers;
 mod identity;
 mod openapi;
 mod process;
+mod reservations;
 mod schema_rules;
+mod stock;

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod catalog;
 pub mod identity;
+pub mod reservations;
 pub mod stock;
 
 use axum::Router;
@@ -15,6 +16,7 @@ pub fn router() -> Router<AppState> {
         .merge(catalog::router())
         .merge(admin::router())
         .merge(stock::router())
+        .merge(reservations::router())
 }
 
 /// A list of items.

@@ -1,0 +1,331 @@
+//! `emporium bench flash-sale`: durable flash-sale reservations over HTTP, the batched
+//! engine against the naive design (one transaction per attempt) and the HTTP ceiling.
+//!
+//! Each design gets a fresh database, prepared before its server starts: an admin, a SKU
+//! with enough stock, one sale with a unit for every shopper (the granting phase: every
+//! attempt in the measured window becomes a new durable reservation) and one small sale
+//! that sells out under load (the oversell check and the sold-out phase), plus the
+//! shoppers with ready-made sessions, so no password hashing happens while measuring.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::Bytes;
+use emporium_domain::identity::Role;
+use emporium_shop::inventory::flash::{self, NewFlashSale};
+use emporium_shop::{Shop, ShopConfig, SystemClock};
+use emporium_store::{Db, DbConfig, reservations};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::load::{self, LoadReport, Shot};
+use super::server::Server;
+use crate::cli::FlashBenchArgs;
+use crate::fixtures;
+
+/// What one design did under load.
+#[derive(Debug, Clone, Default, Serialize)]
+struct DesignReport {
+    design: String,
+    attempts_per_sec: f64,
+    granted: u64,
+    sold_out: u64,
+    limited: u64,
+    admitted_away: u64,
+    errors: u64,
+    p50_ms: f64,
+    p99_ms: f64,
+    p999_ms: f64,
+    sold_out_per_sec: f64,
+    oversold: i64,
+    stock_equation_ok: bool,
+    ceiling_per_sec: f64,
+}
+
+struct Prepared {
+    dir: tempfile::TempDir,
+    url: Option<String>,
+    granting_sale: Uuid,
+    sell_out_sale: Uuid,
+    sell_out_units: i64,
+    tokens: Arc<Vec<String>>,
+}
+
+pub async fn run(args: FlashBenchArgs) -> anyhow::Result<()> {
+    let mut designs = vec![measure("batched", None, &args).await?];
+    if !args.no_baseline {
+        designs.push(measure("naive", None, &args).await?);
+    }
+    if let Some(url) = &args.database_url {
+        designs.push(measure("batched", Some(url), &args).await?);
+        if !args.no_baseline {
+            designs.push(measure("naive", Some(url), &args).await?);
+        }
+    }
+    let main = &designs[0];
+    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+    let naive = designs.iter().find(|d| d.design == "naive sqlite");
+    let pg = designs.iter().find(|d| d.design == "batched postgres");
+    let naive_pg = designs.iter().find(|d| d.design == "naive postgres");
+    let mut json = serde_json::to_value(main)?;
+    json["ceiling_ratio"] = ratio(main.attempts_per_sec, main.ceiling_per_sec).into();
+    json["sold_out_ratio"] = ratio(main.sold_out_per_sec, main.ceiling_per_sec).into();
+    if let Some(n) = naive {
+        json["naive_per_sec"] = n.attempts_per_sec.into();
+        json["naive_ratio"] = ratio(main.attempts_per_sec, n.attempts_per_sec).into();
+    }
+    if let (Some(p), Some(n)) = (pg, naive_pg) {
+        json["pg_per_sec"] = p.attempts_per_sec.into();
+        json["naive_pg_per_sec"] = n.attempts_per_sec.into();
+        json["naive_pg_ratio"] = ratio(p.attempts_per_sec, n.attempts_per_sec).into();
+    }
+    json["designs"] = serde_json::to_value(&designs)?;
+    if args.json {
+        println!("{json}");
+        return Ok(());
+    }
+    println!(
+        "{:<18} {:>10} {:>9} {:>9} {:>7} {:>6} {:>6} {:>7} {:>7} {:>8} {:>10} {:>9} {:>8}",
+        "design",
+        "attempts/s",
+        "granted",
+        "sold_out",
+        "limited",
+        "429",
+        "errors",
+        "p50 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "sold-out/s",
+        "oversold",
+        "equation"
+    );
+    for d in &designs {
+        println!(
+            "{:<18} {:>10.0} {:>9} {:>9} {:>7} {:>6} {:>6} {:>7.2} {:>7.2} {:>8.2} {:>10.0} {:>9} {:>8}",
+            d.design,
+            d.attempts_per_sec,
+            d.granted,
+            d.sold_out,
+            d.limited,
+            d.admitted_away,
+            d.errors,
+            d.p50_ms,
+            d.p99_ms,
+            d.p999_ms,
+            d.sold_out_per_sec,
+            d.oversold,
+            if d.stock_equation_ok { "ok" } else { "BROKEN" }
+        );
+    }
+    println!("HTTP ceiling (GET /healthz): {:.0}/s", main.ceiling_per_sec);
+    for key in [
+        "ceiling_ratio",
+        "sold_out_ratio",
+        "naive_ratio",
+        "naive_pg_ratio",
+    ] {
+        if let Some(v) = json.get(key) {
+            println!("{key}: {:.2}", v.as_f64().unwrap_or(0.0));
+        }
+    }
+    Ok(())
+}
+
+async fn measure(
+    mode: &str,
+    pg_url: Option<&String>,
+    args: &FlashBenchArgs,
+) -> anyhow::Result<DesignReport> {
+    let backend = if pg_url.is_some() {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    let design = format!("{mode} {backend}");
+    // The naive design is slow: it needs fewer fresh shoppers to fill its window.
+    let shoppers = if mode == "naive" {
+        args.shoppers.min(60_000)
+    } else {
+        args.shoppers
+    };
+    eprintln!("{design}: preparing {shoppers} shoppers");
+    let prepared = prepare(pg_url, shoppers, args.sell_out_units).await?;
+    let extra = ["--reservation-mode", mode];
+    let server = Server::spawn(prepared.dir, prepared.url.as_deref(), &extra).await?;
+    let duration = Duration::from_secs(args.seconds.max(1));
+    let next = Arc::new(AtomicUsize::new(0));
+    let tokens = prepared.tokens.clone();
+    // Warm-up on the granting sale (its shoppers are then used up, never reused).
+    drive(
+        &server,
+        args.connections,
+        Duration::from_secs(1),
+        prepared.granting_sale,
+        &tokens,
+        &next,
+    )
+    .await?;
+    eprintln!("{design}: granting phase");
+    let granting = drive(
+        &server,
+        args.connections,
+        duration,
+        prepared.granting_sale,
+        &tokens,
+        &next,
+    )
+    .await?;
+    eprintln!("{design}: sold-out phase");
+    let sold_out_phase = drive(
+        &server,
+        args.connections,
+        duration,
+        prepared.sell_out_sale,
+        &tokens,
+        &next,
+    )
+    .await?;
+    let ceiling = load::run(server.addr, args.connections, duration, |_, _| {
+        Shot::get("/healthz")
+    })
+    .await?;
+    let dir = server.stop().await.context("no data directory")?;
+    let db = open(&prepared.url, dir.path()).await?;
+    let (on_hand, reserved, held, earmarked) = reservations::stock_totals(&db).await?;
+    let ledger = reservations::ledger_total(&db).await?;
+    let sale = reservations::find_flash_sale(&db, prepared.sell_out_sale)
+        .await?
+        .context("sale gone")?;
+    let granted_in_sale = sale.quantity - sale.remaining;
+    let acknowledged = status_count(&sold_out_phase, 201) as i64;
+    db.close().await;
+    let count = |r: &LoadReport, s: u16| status_count(r, s);
+    Ok(DesignReport {
+        design,
+        attempts_per_sec: count(&granting, 201) as f64 / granting.elapsed.as_secs_f64(),
+        granted: count(&granting, 201),
+        sold_out: count(&granting, 409) + count(&sold_out_phase, 409),
+        limited: 0,
+        admitted_away: count(&granting, 429),
+        errors: granting.errors
+            + sold_out_phase.errors
+            + granting
+                .statuses
+                .iter()
+                .filter(|(s, _)| ![201, 409, 429].contains(*s))
+                .map(|(_, n)| n)
+                .sum::<u64>(),
+        p50_ms: granting.quantile_ms(0.50),
+        p99_ms: granting.quantile_ms(0.99),
+        p999_ms: granting.quantile_ms(0.999),
+        sold_out_per_sec: count(&sold_out_phase, 409) as f64 / sold_out_phase.elapsed.as_secs_f64(),
+        oversold: (acknowledged - prepared.sell_out_units).max(0)
+            + (granted_in_sale - prepared.sell_out_units).max(0),
+        stock_equation_ok: on_hand == ledger
+            && reserved == held + earmarked
+            && on_hand >= reserved
+            && acknowledged == granted_in_sale,
+        ceiling_per_sec: ceiling.per_sec(),
+    })
+}
+
+fn status_count(r: &LoadReport, status: u16) -> u64 {
+    r.statuses.get(&status).copied().unwrap_or(0)
+}
+
+async fn drive(
+    server: &Server,
+    connections: usize,
+    duration: Duration,
+    sale: Uuid,
+    tokens: &Arc<Vec<String>>,
+    next: &Arc<AtomicUsize>,
+) -> anyhow::Result<LoadReport> {
+    let (tokens, next) = (tokens.clone(), next.clone());
+    let path = format!("/api/v1/flash-sales/{sale}/reserve");
+    let body = Bytes::from_static(br#"{"quantity":1}"#);
+    load::run(server.addr, connections, duration, move |_, _| {
+        let i = next.fetch_add(1, Ordering::Relaxed) % tokens.len();
+        Shot {
+            method: hyper::Method::POST,
+            path: path.clone(),
+            body: Some(body.clone()),
+            bearer: Some(tokens[i].clone()),
+        }
+    })
+    .await
+}
+
+async fn open(url: &Option<String>, dir: &std::path::Path) -> anyhow::Result<Db> {
+    let config = match url {
+        Some(url) => DbConfig {
+            url: url.clone(),
+            max_connections: 4,
+            schema: None,
+        },
+        None => DbConfig::sqlite_in(dir),
+    };
+    let db = Db::connect(&config).await?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+async fn prepare(
+    pg_url: Option<&String>,
+    shoppers: usize,
+    sell_out_units: i64,
+) -> anyhow::Result<Prepared> {
+    let dir = tempfile::tempdir()?;
+    let url = match pg_url {
+        None => None,
+        Some(base) => {
+            let schema = format!("bench_{}", Uuid::now_v7().simple());
+            let admin = sqlx::PgPool::connect(base).await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+                .execute(&admin)
+                .await?;
+            admin.close().await;
+            let sep = if base.contains('?') { '&' } else { '?' };
+            Some(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
+        }
+    };
+    let db = open(&url, dir.path()).await?;
+    let shop = Shop::new(db.clone(), Arc::new(SystemClock), ShopConfig::default());
+    let now = shop.now();
+    let admin = fixtures::admin_actor(fixtures::accounts(&db, 1, Role::Admin, now).await?[0].0);
+    let variant =
+        fixtures::stocked_sku(&shop, &admin, "FLASH-1", shoppers as i64 + sell_out_units).await?;
+    let sale = |quantity: i64| -> anyhow::Result<NewFlashSale> {
+        Ok(NewFlashSale {
+            variant,
+            price: flash::price(19_900, "GBP")?,
+            starts_at: now - chrono::Duration::seconds(1),
+            ends_at: now + chrono::Duration::hours(2),
+            quantity,
+            per_customer_limit: 1,
+        })
+    };
+    let granting_sale = flash::create(&shop, &admin, "FLASH-1", sale(shoppers as i64)?)
+        .await?
+        .id;
+    let sell_out_sale = flash::create(&shop, &admin, "FLASH-1", sale(sell_out_units)?)
+        .await?
+        .id;
+    let tokens = fixtures::accounts(&db, shoppers, Role::Customer, now)
+        .await?
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
+    db.close().await;
+    Ok(Prepared {
+        dir,
+        url,
+        granting_sale,
+        sell_out_sale,
+        sell_out_units,
+        tokens: Arc::new(tokens),
+    })
+}
