@@ -3,6 +3,11 @@
 
 use clap::Parser;
 
+/// mimalloc: the server allocates many small short-lived buffers per request, where glibc's
+/// allocator showed up at the top of the profile.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let cli = emporium::cli::Cli::parse();
     emporium::telemetry::init();

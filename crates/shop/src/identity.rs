@@ -257,13 +257,15 @@ pub async fn authenticate(shop: &Shop, token: &str) -> Result<Actor, ShopError> 
     if let Some(actor) = shop.sessions.get(&hash, shop.now()) {
         return Ok(actor);
     }
-    let (session, user) = store::find_session(&shop.db, user_id, &hash)
+    let session = shop
+        .session_loader
+        .load(user_id, hash.clone())
         .await?
         .ok_or(NO_SESSION)?;
     if session.revoked_at.is_some() || session.expires_at <= shop.now() {
         return Err(NO_SESSION);
     }
-    let status = UserStatus::parse(&user.status).map_err(ShopError::internal)?;
+    let status = UserStatus::parse(&session.status).map_err(ShopError::internal)?;
     if status == UserStatus::Disabled {
         return Err(ShopError::Unauthenticated(
             "account_disabled",
@@ -271,9 +273,9 @@ pub async fn authenticate(shop: &Shop, token: &str) -> Result<Actor, ShopError> 
         ));
     }
     let actor = Actor {
-        user_id: UserId(user.id),
-        session_id: SessionId(session.id),
-        role: Role::parse(&user.role).map_err(ShopError::internal)?,
+        user_id: UserId(session.user_id),
+        session_id: SessionId(session.session_id),
+        role: Role::parse(&session.role).map_err(ShopError::internal)?,
         status,
     };
     shop.sessions.put(hash, actor, session.expires_at);

@@ -14,6 +14,7 @@ mod error;
 pub mod events;
 pub mod identity;
 pub mod inventory;
+pub mod sessions;
 pub mod throttle;
 
 use std::sync::Arc;
@@ -55,6 +56,8 @@ pub struct Shop {
     pub engine: Arc<inventory::engine::Engine>,
     /// Sessions this node verified recently.
     pub sessions: Arc<identity::SessionCache>,
+    /// Batched session lookups for cache misses.
+    pub session_loader: Arc<sessions::SessionLoader>,
     /// Flash sales this node has read recently.
     pub sales: Arc<inventory::flash::SaleCache>,
 }
@@ -71,6 +74,7 @@ impl Shop {
             engine,
             sales: Arc::default(),
             sessions: Arc::default(),
+            session_loader: Arc::new(sessions::SessionLoader::new(db.clone())),
             db,
             clock,
             config: Arc::new(config),

@@ -153,56 +153,6 @@ pub async fn insert_session(tx: &mut Tx, s: &SessionRow) -> Result<(), StoreErro
     Ok(())
 }
 
-/// The session with this token hash, with its user, whatever its state; the caller checks
-/// expiry, revocation and the user's status.
-pub async fn find_session(
-    db: &Db,
-    user_id: Uuid,
-    token_hash: &[u8],
-) -> Result<Option<(SessionRow, UserRow)>, StoreError> {
-    #[derive(sqlx::FromRow)]
-    struct Joined {
-        #[sqlx(flatten)]
-        session: SessionRow,
-        #[sqlx(flatten)]
-        user: UserRowPrefixed,
-    }
-    let sql = "SELECT s.user_id, s.id, s.token_hash, s.created_at, s.expires_at, s.revoked_at, \
-               u.id AS u_id, u.email AS u_email, u.password_hash AS u_password_hash, u.name AS u_name, \
-               u.role AS u_role, u.status AS u_status, u.created_at AS u_created_at, u.updated_at AS u_updated_at \
-               FROM sessions s JOIN users u ON u.id = s.user_id \
-               WHERE s.user_id = $1 AND s.token_hash = $2";
-    let row: Option<Joined> = on_pool!(db, p => sqlx::query_as(sql).bind(user_id).bind(token_hash).fetch_optional(p).await)?;
-    Ok(row.map(|j| (j.session, j.user.into())))
-}
-
-#[derive(sqlx::FromRow)]
-struct UserRowPrefixed {
-    u_id: Uuid,
-    u_email: String,
-    u_password_hash: Option<String>,
-    u_name: String,
-    u_role: String,
-    u_status: String,
-    u_created_at: DateTime<Utc>,
-    u_updated_at: DateTime<Utc>,
-}
-
-impl From<UserRowPrefixed> for UserRow {
-    fn from(u: UserRowPrefixed) -> Self {
-        Self {
-            id: u.u_id,
-            email: u.u_email,
-            password_hash: u.u_password_hash,
-            name: u.u_name,
-            role: u.u_role,
-            status: u.u_status,
-            created_at: u.u_created_at,
-            updated_at: u.u_updated_at,
-        }
-    }
-}
-
 /// Revokes one session; returns false when it was unknown or already revoked.
 pub async fn revoke_session(
     tx: &mut Tx,
@@ -347,4 +297,52 @@ fn prefixed(alias: &str, columns: &str) -> String {
         .map(|c| format!("{alias}.{c}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// What authentication needs of a session and its user.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SessionActorRow {
+    pub user_id: Uuid,
+    pub session_id: Uuid,
+    pub token_hash: Vec<u8>,
+    pub expires_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub role: String,
+    pub status: String,
+}
+
+/// Sessions with their users' role and status for many `(user id, token hash)` pairs at
+/// once, whatever their state (the caller checks expiry, revocation and status, and looks
+/// each pair up in the result).
+pub async fn find_session_actors(
+    db: &Db,
+    pairs: &[(Uuid, Vec<u8>)],
+) -> Result<Vec<SessionActorRow>, StoreError> {
+    let Some(last) = pairs.last() else {
+        return Ok(Vec::new());
+    };
+    // The list is padded to one of a few lengths so that the database sees a handful of
+    // statement shapes, which stay prepared, instead of one per batch size.
+    let padded = [1, 4, 16, 64, 256]
+        .into_iter()
+        .find(|n| *n >= pairs.len())
+        .unwrap_or(pairs.len());
+    let list: Vec<&(Uuid, Vec<u8>)> = pairs
+        .iter()
+        .chain(std::iter::repeat_n(last, padded - pairs.len()))
+        .collect();
+    Ok(on_pool!(db, p => {
+        // Pairs are joined from a VALUES list: each pair is one index probe (two IN lists
+        // would make SQLite probe every user with every hash).
+        let mut qb = sqlx::QueryBuilder::new("WITH wanted (user_id, token_hash) AS (");
+        qb.push_values(&list, |mut b, (user, hash)| {
+            b.push_bind(*user).push_bind(hash.clone());
+        });
+        qb.push(
+            ") SELECT DISTINCT s.user_id, s.id AS session_id, s.token_hash, s.expires_at, s.revoked_at, u.role, u.status \
+             FROM wanted w JOIN sessions s ON s.user_id = w.user_id AND s.token_hash = w.token_hash \
+             JOIN users u ON u.id = s.user_id",
+        );
+        qb.build_query_as().fetch_all(p).await
+    })?)
 }

@@ -90,27 +90,31 @@ pub struct HoldRow {
     pub reservation_id: Uuid,
 }
 
-/// Existing holds of these users on these variants.
+/// Existing holds of these users on these variants (`(user, variant)` pairs).
 pub async fn find_holds(tx: &mut Tx, pairs: &[(Uuid, Uuid)]) -> Result<Vec<HoldRow>, StoreError> {
-    if pairs.is_empty() {
-        return Ok(Vec::new());
+    let mut by_variant: std::collections::BTreeMap<Uuid, Vec<Uuid>> =
+        std::collections::BTreeMap::new();
+    for (user, variant) in pairs {
+        by_variant.entry(*variant).or_default().push(*user);
     }
     let mut found = Vec::new();
-    // Chunks keep the statement under SQLite's bound-parameter limit.
-    for chunk in pairs.chunks(400) {
-        let rows: Vec<HoldRow> = on_tx!(tx, c => {
-            let mut qb = sqlx::QueryBuilder::new(
-                "SELECT user_id, variant_id, reservation_id FROM reservation_holds WHERE ",
-            );
-            for (i, (user, variant)) in chunk.iter().enumerate() {
-                if i > 0 {
-                    qb.push(" OR ");
+    for (variant, users) in by_variant {
+        // Chunks keep the statement under SQLite's bound-parameter limit.
+        for chunk in users.chunks(500) {
+            let rows: Vec<HoldRow> = on_tx!(tx, c => {
+                let mut qb = sqlx::QueryBuilder::new(
+                    "SELECT user_id, variant_id, reservation_id FROM reservation_holds WHERE variant_id = ",
+                );
+                qb.push_bind(variant).push(" AND user_id IN (");
+                let mut list = qb.separated(", ");
+                for user in chunk {
+                    list.push_bind(*user);
                 }
-                qb.push("(user_id = ").push_bind(*user).push(" AND variant_id = ").push_bind(*variant).push(")");
-            }
-            qb.build_query_as().fetch_all(c).await
-        })?;
-        found.extend(rows);
+                qb.push(")");
+                qb.build_query_as().fetch_all(c).await
+            })?;
+            found.extend(rows);
+        }
     }
     Ok(found)
 }

@@ -22,19 +22,29 @@ use axum::extract::DefaultBodyLimit;
 use emporium_shop::Shop;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
-/// What every handler can reach.
+/// What every handler can reach. Cloned for every request, so it is one `Arc`.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppParts>);
+
+pub struct AppParts {
     pub shop: Shop,
-    pub cache: Arc<cache::ReadCache>,
+    pub cache: cache::ReadCache,
 }
 
 impl AppState {
     pub fn new(shop: Shop) -> Self {
-        Self {
+        Self(Arc::new(AppParts {
             shop,
-            cache: Arc::new(cache::ReadCache::default()),
-        }
+            cache: cache::ReadCache::default(),
+        }))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppParts;
+
+    fn deref(&self) -> &AppParts {
+        &self.0
     }
 }
 

@@ -179,13 +179,18 @@ async fn measure(
     )
     .await?;
     eprintln!("{design}: sold-out phase");
+    // After a sell-out the flood is shoppers retrying: a pool of returning, logged-in
+    // shoppers, from the end of the list (past what the granting phase used), so they hold no
+    // reservation of this SKU yet.
+    let returning = Arc::new(tokens.iter().rev().take(1_024).cloned().collect::<Vec<_>>());
+    let again = Arc::new(AtomicUsize::new(0));
     let sold_out_phase = drive(
         &server,
         args.connections,
         duration,
         prepared.sell_out_sale,
-        &tokens,
-        &next,
+        &returning,
+        &again,
     )
     .await?;
     let ceiling = load::run(server.addr, args.connections, duration, |_, _| {

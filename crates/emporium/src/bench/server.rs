@@ -43,7 +43,10 @@ impl Server {
             .arg(dir.path())
             .env("EMPORIUM_ADMIN_EMAIL", BENCH_ADMIN_EMAIL)
             .env("EMPORIUM_ADMIN_PASSWORD", BENCH_ADMIN_PASSWORD)
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("EMPORIUM_BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);

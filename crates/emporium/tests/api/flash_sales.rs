@@ -119,6 +119,7 @@ on_both_databases! {
             }
         }
         assert_eq!((granted, sold_out), (30, 570));
+        assert!(app.shop.engine.memory.is_sold_out(id), "the sell-out is remembered");
         let status = flash::status(&app.shop, id).await.unwrap();
         assert!(status.remaining == 0 || status.status == "sold_out" || status.remaining <= 30);
         app.assert_stock_equation().await;

@@ -4,11 +4,13 @@
 
 mod bad_input;
 mod catalog;
+mod crash;
 mod demo;
 mod flash_sales;
 mod health;
 mod helpers;
 mod identity;
+mod inventory_properties;
 mod openapi;
 mod process;
 mod reservations;

@@ -89,6 +89,8 @@ pub struct Memory {
     sold_out: Mutex<HashMap<Uuid, Instant>>,
     /// Wakes the reaper when a reservation with an earlier deadline appears.
     pub deadline_changed: Notify,
+    /// When the reaper will wake next (Unix microseconds): only an earlier deadline wakes it.
+    next_wake: std::sync::atomic::AtomicI64,
 }
 
 impl Memory {
@@ -105,6 +107,20 @@ impl Memory {
 
     pub fn forget_sold_out(&self, sale: Uuid) {
         self.sold_out.lock().remove(&sale);
+    }
+
+    /// The reaper says when it will wake next.
+    pub fn set_next_wake(&self, at: DateTime<Utc>) {
+        self.next_wake
+            .store(at.timestamp_micros(), Ordering::Release);
+    }
+
+    /// A reservation now expires at `at`: wake the reaper if it would sleep past that.
+    fn deadline(&self, at: DateTime<Utc>) {
+        let micros = at.timestamp_micros();
+        if self.next_wake.fetch_min(micros, Ordering::AcqRel) > micros {
+            self.deadline_changed.notify_one();
+        }
     }
 }
 
@@ -443,8 +459,8 @@ async fn grant(
     for state in sales.values().filter(|s| s.row.remaining == 0) {
         memory.mark_sold_out(state.row.id);
     }
-    if !reservations.is_empty() {
-        memory.deadline_changed.notify_one();
+    if let Some(first) = reservations.iter().map(|r| r.expires_at).min() {
+        memory.deadline(first);
     }
     Ok(answers)
 }

@@ -238,6 +238,13 @@ fn after_give_back(shop: &Shop, row: &ReservationRow) {
 /// Expires up to `limit` overdue reservations in one transaction; returns how many.
 pub async fn expire_overdue(shop: &Shop, limit: u32) -> Result<usize, ShopError> {
     let now = shop.now();
+    // A read first: the write lock is taken only when something is due.
+    if store::next_deadline(&shop.db)
+        .await?
+        .is_none_or(|at| at > now)
+    {
+        return Ok(0);
+    }
     let mut tx = shop.db.begin().await?;
     let due = store::overdue(&mut tx, now, limit).await?;
     let mut expired = Vec::new();
@@ -312,6 +319,12 @@ pub async fn reserve(
 /// Closes sales whose window has passed: their unreserved units return to available stock.
 pub async fn close_ended_sales(shop: &Shop) -> Result<usize, ShopError> {
     let now = shop.now();
+    if store::next_sale_end(&shop.db)
+        .await?
+        .is_none_or(|at| at > now)
+    {
+        return Ok(0);
+    }
     let mut tx = shop.db.begin().await?;
     let ended = store::ended_sales(&mut tx, now).await?;
     for sale in &ended {
