@@ -86,9 +86,14 @@ async fn load_then_kill(
     let load = Arc::new(Load::default());
     let handles = load.spawn(64, Arc::new(targets), "CRASH-1");
     let started = Instant::now();
-    while load.created.load(Ordering::SeqCst) < 200
-        && started.elapsed() < Duration::from_millis(500)
-    {
+    // Until 200 grants or half a second, but not before the first grant on a slow machine.
+    loop {
+        let created = load.created.load(Ordering::SeqCst);
+        let elapsed = started.elapsed();
+        let enough = created >= 200 || (created > 0 && elapsed >= Duration::from_millis(500));
+        if enough || elapsed >= harness::PHASE {
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     // Stop handing out shoppers first: every attempt without an answer was then in flight

@@ -64,7 +64,8 @@ impl Server {
     pub async fn kill(mut self) {
         self.child.start_kill().unwrap();
         let status = tokio::time::timeout(PHASE, self.child.wait()).await;
-        assert!(!status.unwrap().unwrap().success(), "killed, not exited");
+        let status = status.expect("the killed server did not go away").unwrap();
+        assert!(!status.success(), "killed, not exited");
     }
 
     /// SIGTERM, then waits for the clean exit.
@@ -239,7 +240,7 @@ pub async fn reservation_rows(
     by_user
 }
 
-/// The stock equation, and `reserved` units in all: (on hand, reserved).
+/// Asserts the stock equation and `reserved_units` reserved in all; returns units on hand.
 pub async fn assert_stock_equation(db: &Db, reserved_units: i64) -> i64 {
     let (on_hand, reserved, held, earmarked) = emporium_store::reservations::stock_totals(db)
         .await
