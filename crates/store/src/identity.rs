@@ -318,28 +318,18 @@ pub async fn find_session_actors(
     db: &Db,
     pairs: &[(Uuid, Vec<u8>)],
 ) -> Result<Vec<SessionActorRow>, StoreError> {
-    let Some(last) = pairs.last() else {
+    if pairs.is_empty() {
         return Ok(Vec::new());
-    };
-    // The list is padded to one of a few lengths so that the database sees a handful of
-    // statement shapes, which stay prepared, instead of one per batch size.
-    let padded = [1, 4, 16, 64, 256]
-        .into_iter()
-        .find(|n| *n >= pairs.len())
-        .unwrap_or(pairs.len());
-    let list: Vec<&(Uuid, Vec<u8>)> = pairs
-        .iter()
-        .chain(std::iter::repeat_n(last, padded - pairs.len()))
-        .collect();
+    }
     Ok(on_pool!(db, p => {
         // Pairs are joined from a VALUES list: each pair is one index probe (two IN lists
         // would make SQLite probe every user with every hash).
         let mut qb = sqlx::QueryBuilder::new("WITH wanted (user_id, token_hash) AS (");
-        qb.push_values(&list, |mut b, (user, hash)| {
+        qb.push_values(pairs, |mut b, (user, hash)| {
             b.push_bind(*user).push_bind(hash.clone());
         });
         qb.push(
-            ") SELECT DISTINCT s.user_id, s.id AS session_id, s.token_hash, s.expires_at, s.revoked_at, u.role, u.status \
+            ") SELECT s.user_id, s.id AS session_id, s.token_hash, s.expires_at, s.revoked_at, u.role, u.status \
              FROM wanted w JOIN sessions s ON s.user_id = w.user_id AND s.token_hash = w.token_hash \
              JOIN users u ON u.id = s.user_id",
         );

@@ -197,6 +197,14 @@ async fn measure(
         Shot::get("/healthz")
     })
     .await?;
+    eprintln!(
+        "{design}: granting phase answers {:?} {:?}",
+        granting.statuses, granting.samples
+    );
+    eprintln!(
+        "{design}: sold-out phase answers {:?} {:?}",
+        sold_out_phase.statuses, sold_out_phase.samples
+    );
     let dir = server.stop().await.context("no data directory")?;
     let db = open(&prepared.url, dir.path()).await?;
     let (on_hand, reserved, held, earmarked) = reservations::stock_totals(&db).await?;

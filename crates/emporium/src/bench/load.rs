@@ -41,6 +41,8 @@ pub struct LoadReport {
     pub errors: u64,
     /// Per-request latency in microseconds, sorted.
     pub latencies_us: Vec<u32>,
+    /// The first answer body of each status of 400 and above, for diagnosis.
+    pub samples: std::collections::BTreeMap<u16, String>,
 }
 
 impl LoadReport {
@@ -91,6 +93,9 @@ where
             *report.statuses.entry(status).or_default() += n;
         }
         report.latencies_us.extend(part.latencies_us);
+        for (status, body) in part.samples {
+            report.samples.entry(status).or_insert(body);
+        }
     }
     report.elapsed = start.elapsed();
     report.latencies_us.sort_unstable();
@@ -144,9 +149,15 @@ async fn drive(
             match sender.send_request(request).await {
                 Ok(response) => {
                     let status = response.status().as_u16();
-                    if response.into_body().collect().await.is_err() {
+                    let Ok(body) = response.into_body().collect().await else {
                         report.errors += 1;
                         break;
+                    };
+                    if status >= 400 && !report.samples.contains_key(&status) {
+                        report.samples.insert(
+                            status,
+                            String::from_utf8_lossy(&body.to_bytes()).into_owned(),
+                        );
                     }
                     let us = u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX);
                     report.latencies_us.push(us);
