@@ -179,3 +179,35 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_overloaded_node_answers_429_with_retry_after() {
+        let response = ApiError::from(ShopError::Overloaded {
+            retry_after_secs: 2,
+        })
+        .into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[axum::http::header::RETRY_AFTER], "2");
+        assert_eq!(
+            response.headers()[axum::http::header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+    }
+
+    #[test]
+    fn conflict_details_become_members_of_the_problem() {
+        let err = ShopError::conflict_with(
+            "out_of_stock",
+            "X: only 1",
+            serde_json::json!({"sku": "X", "available": 1}),
+        );
+        let api = ApiError::from(err);
+        assert_eq!(api.status, StatusCode::CONFLICT);
+        assert_eq!(api.details["sku"], "X");
+        assert_eq!(api.details["available"], 1);
+    }
+}

@@ -130,6 +130,16 @@ impl TestApp {
         Self::with_db(db, None).await
     }
 
+    /// The same database and clock behind a shop with changed settings.
+    pub fn reconfigured(mut self, change: impl FnOnce(&mut ShopConfig)) -> Self {
+        let mut config = test_config();
+        change(&mut config);
+        self.shop = Shop::new(self.shop.db.clone(), self.clock.clone(), config);
+        self.router = emporium_web::app(AppState::new(self.shop.clone()), &HttpConfig::default())
+            .layer(MockConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+        self
+    }
+
     async fn with_db(db: Db, dir: Option<tempfile::TempDir>) -> Self {
         db.migrate().await.unwrap();
         let clock = Arc::new(ManualClock::new(chrono::Utc::now()));

@@ -197,4 +197,39 @@ on_both_databases! {
         assert_eq!((on_hand, reserved), (1, 0));
         app.assert_stock_equation().await;
     }
+
+    async fn a_full_queue_turns_attempts_away_instead_of_queueing_them(app) {
+        let app = app.reconfigured(|c| {
+            c.engine.max_queue = 8;
+            // A long wait keeps the queue full while the burst arrives.
+            c.engine.max_wait = std::time::Duration::from_millis(200);
+        });
+        let seller = app.seller("seller@example.com").await;
+        stocked(&app, &seller, "BURST", 1000).await;
+        let buyers = app.bulk_users(200).await;
+        let shop = Arc::new(app.shop.clone());
+        let tasks: Vec<_> = buyers
+            .into_iter()
+            .map(|user| {
+                let shop = shop.clone();
+                tokio::spawn(async move { reservations::reserve(&shop, user, vec![(Sku::parse("BURST").unwrap(), 1)], None).await })
+            })
+            .collect();
+        let (mut granted, mut turned_away) = (0, 0);
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(_) => granted += 1,
+                Err(emporium_shop::ShopError::Overloaded { retry_after_secs }) => {
+                    assert!(retry_after_secs >= 1);
+                    turned_away += 1;
+                }
+                Err(other) => panic!("unexpected answer: {other:?}"),
+            }
+        }
+        assert!(turned_away > 0, "some attempts were turned away");
+        assert!(granted > 0, "the admitted attempts were served");
+        assert_eq!(granted + turned_away, 200);
+        assert_eq!(available(&app, "BURST").await, 1000 - granted);
+        app.assert_stock_equation().await;
+    }
 }
