@@ -209,6 +209,13 @@ pub async fn apply_movement(tx: &mut Tx, m: &Movement<'_>) -> Result<(), StoreEr
             sqlx::Error::RowNotFound,
         ));
     }
+    record_movement(tx, m).await
+}
+
+/// Appends a ledger entry, in the caller's transaction. On its own it is for changes of
+/// on-hand stock made by another query of the same transaction (a committed reservation:
+/// `on_hand` went down with `reserved`); [`apply_movement`] does both.
+pub async fn record_movement(tx: &mut Tx, m: &Movement<'_>) -> Result<(), StoreError> {
     on_tx!(tx, c => sqlx::query(
         "INSERT INTO stock_movements (id, variant_id, location_id, delta, kind, reason, actor_id, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",

@@ -456,30 +456,6 @@ pub async fn stock_totals(db: &Db) -> Result<(i64, i64, i64, i64), StoreError> {
     .await)?)
 }
 
-/// Appends a ledger entry for a change of on-hand stock made by another query of the same
-/// transaction (a committed reservation: `on_hand` already went down with `reserved`).
-pub async fn record_movement(
-    tx: &mut Tx,
-    m: &crate::inventory::Movement<'_>,
-) -> Result<(), StoreError> {
-    on_tx!(tx, c => sqlx::query(
-        "INSERT INTO stock_movements (id, variant_id, location_id, delta, kind, reason, actor_id, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(Uuid::now_v7())
-    .bind(m.variant_id)
-    .bind(m.location_id)
-    .bind(m.delta)
-    .bind(m.kind)
-    .bind(m.reason)
-    .bind(m.actor_id)
-    .bind(m.at)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
-    Ok(())
-}
-
 /// Open sales whose window has passed, locked.
 pub async fn ended_sales(tx: &mut Tx, now: DateTime<Utc>) -> Result<Vec<FlashSaleRow>, StoreError> {
     let lock = if tx.backend() == Backend::Postgres {

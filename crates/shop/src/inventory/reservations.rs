@@ -177,7 +177,7 @@ pub async fn commit(shop: &Shop, user: UserId, id: Uuid) -> Result<ReservationVi
                 "reserved stock missing for reservation {id}"
             )));
         }
-        store::record_movement(
+        emporium_store::inventory::record_movement(
             &mut tx,
             &Movement {
                 variant_id: line.variant_id,
