@@ -71,3 +71,31 @@ entity_id!(
     /// A row of the transactional outbox.
     EventId
 );
+entity_id!(
+    /// A shopping cart (a guest's or a customer's).
+    CartId
+);
+entity_id!(
+    /// A line of a cart.
+    CartItemId
+);
+entity_id!(
+    /// An order.
+    OrderId
+);
+entity_id!(
+    /// A payment of an order at a provider.
+    PaymentId
+);
+entity_id!(
+    /// A refund of a payment.
+    RefundId
+);
+entity_id!(
+    /// A coupon (one code, or one of a bulk-generated batch).
+    CouponId
+);
+entity_id!(
+    /// A return of delivered items.
+    ReturnId
+);
