@@ -9,6 +9,20 @@ const CUSTOMER_TABLES: &[(&str, &str)] = &[
     ("addresses", "user_id"),
     ("sessions", "user_id"),
     ("outbox", "user_id"),
+    ("reservations", "user_id"),
+    ("reservation_lines", "user_id"),
+    ("reservation_holds", "user_id"),
+    ("flash_sale_purchases", "user_id"),
+    ("carts", "user_id"),
+    ("cart_items", "user_id"),
+    ("coupon_customer_uses", "user_id"),
+    ("orders", "user_id"),
+    ("order_lines", "user_id"),
+    ("fulfilments", "user_id"),
+    ("payments", "user_id"),
+    ("payment_events", "user_id"),
+    ("refunds", "user_id"),
+    ("returns", "user_id"),
 ];
 
 /// Every key (primary, unique constraint, unique index) of every table: table → keys.
