@@ -124,10 +124,11 @@ CREATE TABLE orders (
     created_at       TIMESTAMPTZ NOT NULL,
     updated_at       TIMESTAMPTZ NOT NULL,
     paid_at          TIMESTAMPTZ,
-    CONSTRAINT orders_pkey PRIMARY KEY (user_id, id),
-    -- One order per cart: a double submit cannot create a second order.
-    CONSTRAINT orders_cart_key UNIQUE (user_id, cart_id)
+    CONSTRAINT orders_pkey PRIMARY KEY (user_id, id)
 );
+-- One live order per cart: a double submit cannot create a second order (a cancelled order
+-- reopens its cart for another try).
+CREATE UNIQUE INDEX orders_one_live_per_cart ON orders (user_id, cart_id) WHERE status <> 'cancelled';
 CREATE INDEX orders_by_id ON orders (id);
 CREATE INDEX orders_by_status ON orders (status, created_at);
 CREATE INDEX orders_by_email ON orders (email);

@@ -33,6 +33,10 @@ pub enum ShopError {
     /// The node is at capacity; retry after this many seconds (429 `overloaded`).
     #[error("overloaded")]
     Overloaded { retry_after_secs: u64 },
+    /// The request is unacceptable as a whole, e.g. a webhook with a bad signature (400
+    /// with this code).
+    #[error("{1}")]
+    BadRequest(&'static str, String),
     /// No valid credentials (401 with this code).
     #[error("{1}")]
     Unauthenticated(&'static str, &'static str),
@@ -98,6 +102,18 @@ impl From<StoreError> for ShopError {
             Some(Constraint::StockNonNegative) => (
                 "insufficient_stock",
                 "the change would make stock negative or below what is reserved",
+            ),
+            Some(Constraint::CouponCodeTaken) => {
+                ("coupon_code_taken", "a coupon with this code already exists")
+            }
+            Some(Constraint::CouponUsedUp) => ("coupon_used_up", "the coupon has been used up"),
+            Some(Constraint::OrderForCart) => (
+                "already_checked_out",
+                "an order was already placed for this cart",
+            ),
+            Some(Constraint::OnePaymentPerOrder) => (
+                "order_already_paid",
+                "the order already has a successful payment",
             ),
             Some(Constraint::ForeignKey) => {
                 return Self::Invalid(Invalid::new(

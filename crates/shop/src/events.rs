@@ -14,6 +14,13 @@ pub const STOCK_CHANGED: &str = "inventory.stock_changed";
 pub const LOW_STOCK: &str = "inventory.low_stock";
 pub const RESERVATION_EXPIRED: &str = "inventory.reservation_expired";
 pub const FLASH_SALE_CREATED: &str = "inventory.flash_sale_created";
+pub const ORDER_CREATED: &str = "order.created";
+pub const ORDER_PAID: &str = "order.paid";
+pub const ORDER_CANCELLED: &str = "order.cancelled";
+pub const ORDER_SHIPPED: &str = "order.shipped";
+pub const ORDER_DELIVERED: &str = "order.delivered";
+pub const PAYMENT_FAILED: &str = "payment.failed";
+pub const REFUND_SUCCEEDED: &str = "refund.succeeded";
 
 /// Every topic that changes what catalog reads return: a node that delivers one of these
 /// drops its read caches.

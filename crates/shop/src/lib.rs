@@ -5,15 +5,23 @@
 //! Layout: `error` (the error policy of this layer), `clock`, `identity` (accounts, sessions,
 //! addresses, roles), `throttle` (login brute-force protection), `catalog` (categories,
 //! products, variants, the catalog version used by read caches), `events` (outbox topics),
-//! `demo` (the demo catalog and accounts).
+//! `demo` (the demo catalog and accounts), `inventory` (stock, reservations, flash sales,
+//! the engine), `pricing` (FX, tax, shipping and coupon reference data), `cart`, `checkout`
+//! (the checkout saga), `payments` (provider results, webhooks, refunds, reconciliation),
+//! `orders` (history, fulfilment, returns).
 
+pub mod cart;
 pub mod catalog;
+pub mod checkout;
 pub mod clock;
 pub mod demo;
 mod error;
 pub mod events;
 pub mod identity;
 pub mod inventory;
+pub mod orders;
+pub mod payments;
+pub mod pricing;
 pub mod sessions;
 pub mod throttle;
 
@@ -30,6 +38,7 @@ pub struct ShopConfig {
     pub password_hashing: identity::HashingCost,
     pub login_throttle: throttle::ThrottleConfig,
     pub engine: inventory::engine::EngineConfig,
+    pub checkout: checkout::CheckoutConfig,
 }
 
 impl Default for ShopConfig {
@@ -39,6 +48,7 @@ impl Default for ShopConfig {
             password_hashing: identity::HashingCost::default(),
             login_throttle: throttle::ThrottleConfig::default(),
             engine: inventory::engine::EngineConfig::default(),
+            checkout: checkout::CheckoutConfig::default(),
         }
     }
 }
@@ -60,6 +70,10 @@ pub struct Shop {
     pub session_loader: Arc<sessions::SessionLoader>,
     /// Flash sales this node has read recently.
     pub sales: Arc<inventory::flash::SaleCache>,
+    /// The payment provider (the built-in test gateway).
+    pub gateway: Arc<dyn emporium_payments::PaymentGateway>,
+    /// The same gateway, typed: its webhook queue is delivered by the worker.
+    pub test_gateway: Arc<emporium_payments::TestGateway>,
 }
 
 impl Shop {
@@ -70,7 +84,12 @@ impl Shop {
             clock.clone(),
             config.engine.clone(),
         ));
+        let test_gateway = Arc::new(emporium_payments::TestGateway::new(
+            config.checkout.test_gateway.clone(),
+        ));
         Self {
+            gateway: test_gateway.clone(),
+            test_gateway,
             engine,
             sales: Arc::default(),
             sessions: Arc::default(),

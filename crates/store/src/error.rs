@@ -11,6 +11,10 @@ pub enum Constraint {
     SkuTaken,
     OneDefaultAddress,
     StockNonNegative,
+    CouponCodeTaken,
+    CouponUsedUp,
+    OrderForCart,
+    OnePaymentPerOrder,
     ForeignKey,
     Other,
 }
@@ -77,6 +81,14 @@ fn classify(err: &sqlx::Error) -> Option<Constraint> {
         Constraint::SkuTaken
     } else if is("addresses_one_default", "addresses.user_id") {
         Constraint::OneDefaultAddress
+    } else if is("coupons_code_key", "coupons.code") {
+        Constraint::CouponCodeTaken
+    } else if is("coupons_usage_check", "coupons_usage_check") {
+        Constraint::CouponUsedUp
+    } else if is("orders_one_live_per_cart", "orders.user_id, orders.cart_id") {
+        Constraint::OrderForCart
+    } else if is("payments_one_success", "payments.user_id, payments.order_id") {
+        Constraint::OnePaymentPerOrder
     } else if name.starts_with("stock_levels_")
         || message.contains("stock_levels")
         || message.contains("on_hand")

@@ -1,17 +1,21 @@
 //! The database: one `Db` over SQLite or PostgreSQL, migrations per backend, and one named
 //! function per query, grouped by business component (`identity`, `catalog`, `inventory`,
-//! `outbox`).
+//! `reservations`, `carts`, `pricing`, `orders`, `payments`, `outbox`).
 //!
 //! Dialect differences are written out visibly: every query function runs its body through
 //! [`on_pool!`] or [`on_tx!`], which expand it once per backend. Where the SQL text itself
 //! differs, the function matches on the backend explicitly.
 
+pub mod carts;
 pub mod catalog;
 mod db;
 mod error;
 pub mod identity;
 pub mod inventory;
+pub mod orders;
 pub mod outbox;
+pub mod payments;
+pub mod pricing;
 pub mod reservations;
 
 pub use db::{Backend, Db, DbConfig, Tx};

@@ -128,6 +128,7 @@ impl From<ShopError> for ApiError {
                 e.retry_after_secs = Some(retry_after_secs);
                 e
             }
+            ShopError::BadRequest(code, message) => Self::new(StatusCode::BAD_REQUEST, code, message),
             ShopError::Unauthenticated(code, message) => {
                 Self::new(StatusCode::UNAUTHORIZED, code, message)
             }

@@ -162,23 +162,36 @@ pub async fn release(shop: &Shop, user: UserId, id: Uuid) -> Result<ReservationV
 pub async fn commit(shop: &Shop, user: UserId, id: Uuid) -> Result<ReservationView, ShopError> {
     let now = shop.now();
     let mut tx = shop.db.begin().await?;
-    let (mut row, lines) = active(&mut tx, user, id, now).await?;
-    if !store::end_reservation(&mut tx, user.0, id, "committed", now).await? {
+    let (mut row, lines) = commit_in(&mut tx, user, id, now).await?;
+    tx.commit().await?;
+    shop.catalog_version.bump();
+    row.status = "committed".to_owned();
+    view_with_skus(shop, &row, &lines).await
+}
+
+/// [`commit`] in the caller's transaction (checkout commits stock and marks the order paid
+/// atomically). The caller bumps the catalog version after its commit.
+pub async fn commit_in(
+    tx: &mut Tx,
+    user: UserId,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(ReservationRow, Vec<LineRow>), ShopError> {
+    let (row, lines) = active(tx, user, id, now).await?;
+    if !store::end_reservation(tx, user.0, id, "committed", now).await? {
         return Err(ShopError::conflict(
             "reservation_not_active",
             "the reservation is no longer active",
         ));
     }
     for line in &lines {
-        if !store::commit_reserved(&mut tx, line.variant_id, line.location_id, line.quantity)
-            .await?
-        {
+        if !store::commit_reserved(tx, line.variant_id, line.location_id, line.quantity).await? {
             return Err(ShopError::internal(anyhow::anyhow!(
                 "reserved stock missing for reservation {id}"
             )));
         }
         emporium_store::inventory::record_movement(
-            &mut tx,
+            tx,
             &Movement {
                 variant_id: line.variant_id,
                 location_id: line.location_id,
@@ -191,10 +204,25 @@ pub async fn commit(shop: &Shop, user: UserId, id: Uuid) -> Result<ReservationVi
         )
         .await?;
     }
-    tx.commit().await?;
-    shop.catalog_version.bump();
-    row.status = "committed".to_owned();
-    view_with_skus(shop, &row, &lines).await
+    Ok((row, lines))
+}
+
+/// Releases a reservation if it is still active, in the caller's transaction (a cancelled
+/// checkout). Returns whether it was active.
+pub async fn release_in(
+    tx: &mut Tx,
+    user: UserId,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<bool, ShopError> {
+    let Some((row, lines)) = store::lock_reservation(tx, user.0, id).await? else {
+        return Ok(false);
+    };
+    if row.status != "active" {
+        return Ok(false);
+    }
+    give_back(tx, &row, &lines, "released", now).await?;
+    Ok(true)
 }
 
 /// Ends the reservation with `status` and returns its units, in the caller's transaction.

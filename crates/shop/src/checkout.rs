@@ -1,0 +1,350 @@
+//! The checkout saga: cart → reservation → order pending payment → charge → paid order.
+//!
+//! Each step stores its outcome before the next begins, so a crash anywhere leaves rows that
+//! say what is missing:
+//!
+//! 1. price the cart (locked prices and rate; an ended lock re-prices and asks the shopper
+//!    to look again, 409 `cart_repriced`);
+//! 2. reserve every line through the inventory engine (all or nothing; 409 `out_of_stock`);
+//!    a crash after this leaves a reservation that expires by itself;
+//! 3. one transaction: redeem coupons (conditional counters, so a one-time code is redeemed
+//!    once whatever the race), insert the order (`pending_payment`) with line snapshots and
+//!    fulfilment groups, a `pending` payment, close the cart, `order.created` to the outbox;
+//!    a failure here releases the reservation;
+//! 4. charge the card token at the provider, outside any transaction, with Emporium's
+//!    payment id as the provider's idempotency key and a timeout;
+//! 5. apply the answer ([`crate::payments`]): paid with the reservation committed in the
+//!    same transaction, or cancelled with it released. A crash between 3 and 5 leaves a
+//!    `pending` payment that reconciliation resolves by asking the provider.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use chrono::Duration;
+use emporium_domain::Invalid;
+use emporium_domain::identity::PostalAddress;
+use emporium_domain::money::Currency;
+use emporium_domain::order::PaymentStatus;
+use emporium_domain::pricing::TaxMode;
+use emporium_payments::{ChargeRequest, TestGatewayConfig};
+use emporium_store::carts as cart_store;
+use emporium_store::orders::{self as order_store, Json, OrderLineRow, OrderRow};
+use emporium_store::payments::{self as payment_store, PaymentRow};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::cart::{Destination, PricedCart, price_cart};
+use crate::identity::Actor;
+use crate::inventory::engine::Attempt;
+use crate::payments::{self, PaymentView, Report};
+use crate::{Shop, ShopError, events};
+
+#[derive(Debug, Clone)]
+pub struct CheckoutConfig {
+    /// The currency catalog prices are stated in; FX rates are relative to it.
+    pub base_currency: Currency,
+    /// Where carts estimate tax and shipping before an address is known.
+    pub home_country: String,
+    /// How long a cart's prices and FX rate hold.
+    pub price_lock: Duration,
+    pub tax_mode: TaxMode,
+    /// How long Emporium waits for the payment provider.
+    pub gateway_timeout: std::time::Duration,
+    /// How long an order may wait for its payment (and its stock stays reserved).
+    pub payment_window: Duration,
+    /// Open payments untouched this long are looked up at the provider.
+    pub reconcile_after: Duration,
+    pub test_gateway: TestGatewayConfig,
+    /// Fault injection for crash tests.
+    pub faults: Arc<Faults>,
+}
+
+impl Default for CheckoutConfig {
+    fn default() -> Self {
+        Self {
+            base_currency: Currency::GBP,
+            home_country: "GB".to_owned(),
+            price_lock: Duration::minutes(30),
+            tax_mode: TaxMode::Inclusive,
+            gateway_timeout: std::time::Duration::from_secs(10),
+            payment_window: Duration::minutes(30),
+            reconcile_after: Duration::minutes(1),
+            test_gateway: TestGatewayConfig::default(),
+            faults: Arc::default(),
+        }
+    }
+}
+
+/// Places where a test can make the checkout fail as a crash would.
+#[derive(Debug, Default)]
+pub struct Faults {
+    /// Fail after the provider charged but before Emporium recorded the answer.
+    pub after_charge: AtomicBool,
+}
+
+#[derive(Debug, Clone)]
+pub struct CheckoutRequest {
+    pub cart_id: Uuid,
+    pub address: PostalAddress,
+    pub shipping_method: Option<String>,
+    pub card_token: String,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CheckoutView {
+    pub order_id: Uuid,
+    pub status: emporium_domain::order::OrderStatus,
+    pub total_minor: i64,
+    pub currency: String,
+    pub payment: PaymentView,
+}
+
+fn checkout_view(order: &OrderRow, payment: &PaymentRow) -> Result<CheckoutView, ShopError> {
+    Ok(CheckoutView {
+        order_id: order.id,
+        status: emporium_domain::order::OrderStatus::parse(&order.status)?,
+        total_minor: order.total_minor,
+        currency: order.currency.clone(),
+        payment: payments::view(payment),
+    })
+}
+
+pub async fn checkout(shop: &Shop, actor: &Actor, req: CheckoutRequest) -> Result<CheckoutView, ShopError> {
+    let user = actor.user_id;
+    let cart = cart_store::find_cart(&shop.db, req.cart_id)
+        .await?
+        .filter(|c| c.user_id == user.0)
+        .ok_or(ShopError::NotFound("cart"))?;
+    if cart.status == "checked_out" {
+        return existing_order(shop, actor, cart.id).await;
+    }
+    if cart.status != "open" {
+        return Err(ShopError::conflict("cart_not_open", format!("the cart is {}", cart.status)));
+    }
+    if cart.prices_locked_until <= shop.now() {
+        let access = crate::cart::CartAccess { user: Some(user), token: None };
+        let repriced = crate::cart::get(shop, &access, cart.id, None).await?;
+        return Err(ShopError::conflict_with(
+            "cart_repriced",
+            "the cart's price lock ended and it was re-priced; review it and check out again",
+            serde_json::json!({ "total_minor": repriced.total_minor, "prices_locked_until": repriced.prices_locked_until }),
+        ));
+    }
+    let items = cart_store::items(&shop.db, user.0, cart.id).await?;
+    if items.is_empty() {
+        return Err(Invalid::new("cart_id", "the cart is empty").into());
+    }
+    let destination = Destination {
+        country: req.address.country.as_str().to_owned(),
+        region: req.address.region.clone().unwrap_or_default().to_uppercase(),
+        shipping_method: req.shipping_method.clone(),
+    };
+    let priced = price_cart(shop, &cart, &items, &destination).await?;
+    let shipping = priced.shipping.clone().ok_or_else(|| {
+        ShopError::conflict_with(
+            "shipping_unavailable",
+            "no shipping method serves this address",
+            serde_json::json!({ "country": destination.country }),
+        )
+    })?;
+    let lines = priced
+        .lines
+        .iter()
+        .map(|(item, facts)| (item.variant_id, facts.sku.clone(), item.quantity))
+        .collect();
+    let reservation = shop
+        .engine
+        .reserve(Attempt::Stock { user, lines, ttl: shop.config.checkout.payment_window })
+        .await?;
+    let placed = place_order(shop, actor, &cart, &priced, &req, &shipping.code, reservation.id).await;
+    let (order, payment) = match placed {
+        Ok(p) => p,
+        Err(e) => {
+            let mut tx = shop.db.begin().await?;
+            crate::inventory::reservations::release_in(&mut tx, user, reservation.id, shop.now()).await?;
+            tx.commit().await?;
+            shop.catalog_version.bump();
+            if matches!(&e, ShopError::Conflict { code: "already_checked_out", .. }) {
+                return existing_order(shop, actor, cart.id).await;
+            }
+            return Err(e);
+        }
+    };
+    charge(shop, actor, order, payment, &req.card_token).await
+}
+
+/// Asks the provider to charge and applies its answer.
+async fn charge(
+    shop: &Shop,
+    actor: &Actor,
+    order: OrderRow,
+    payment: PaymentRow,
+    token: &str,
+) -> Result<CheckoutView, ShopError> {
+    let request = ChargeRequest {
+        key: payment.id.to_string(),
+        amount_minor: payment.amount_minor,
+        currency: payment.currency.clone(),
+        token: token.to_owned(),
+    };
+    let answer = tokio::time::timeout(shop.config.checkout.gateway_timeout, shop.gateway.charge(&request)).await;
+    if shop.config.checkout.faults.after_charge.load(Ordering::SeqCst) {
+        return Err(ShopError::internal(anyhow::anyhow!("injected fault after the charge")));
+    }
+    let report = match answer {
+        Ok(Ok(p)) => Report::from_provider(&p),
+        Ok(Err(emporium_payments::GatewayError::Unknown(_))) => Report::failed("invalid_token"),
+        Ok(Err(emporium_payments::GatewayError::Refused(_))) => Report::failed("refused"),
+        // No answer in time: the order is cancelled and its stock released; if the provider
+        // captured anyway, reconciliation refunds it.
+        Ok(Err(emporium_payments::GatewayError::Unavailable(_))) | Err(_) => Report::failed("timeout"),
+    };
+    let applied = payments::apply(shop, actor.user_id, payment.id, &report, None).await?;
+    let _ = order;
+    checkout_view(&applied.order, &applied.payment)
+}
+
+/// The order already placed for this cart (a repeated submit), with its newest payment.
+async fn existing_order(shop: &Shop, actor: &Actor, cart: Uuid) -> Result<CheckoutView, ShopError> {
+    let mut tx = shop.db.begin().await?;
+    let order = order_store::order_for_cart(&mut tx, actor.user_id.0, cart).await?;
+    drop(tx);
+    let order = order.ok_or_else(|| ShopError::conflict("cart_not_open", "the cart is not open"))?;
+    let payment = payment_store::payments_of_order(&shop.db, actor.user_id.0, order.id)
+        .await?
+        .pop()
+        .ok_or(ShopError::NotFound("payment"))?;
+    checkout_view(&order, &payment)
+}
+
+/// Step 3: the order, its payment and the coupon redemptions, in one transaction.
+async fn place_order(
+    shop: &Shop,
+    actor: &Actor,
+    cart: &cart_store::CartRow,
+    priced: &PricedCart,
+    req: &CheckoutRequest,
+    shipping_method: &str,
+    reservation: Uuid,
+) -> Result<(OrderRow, PaymentRow), ShopError> {
+    let now = shop.now();
+    let user = actor.user_id.0;
+    let email = emporium_store::identity::find_user(&shop.db, user)
+        .await?
+        .map(|u| u.email)
+        .unwrap_or_default();
+    let mut tx = shop.db.begin().await?;
+    if !cart_store::close_cart(&mut tx, user, cart.id, now).await? {
+        return Err(ShopError::conflict("already_checked_out", "the cart was checked out at the same time"));
+    }
+    for coupon in &priced.coupons {
+        if !emporium_store::pricing::use_coupon(&mut tx, coupon.id).await? {
+            return Err(ShopError::conflict_with("coupon_used_up", "the coupon has been used up", serde_json::json!({ "coupon": coupon.code })));
+        }
+        if !emporium_store::pricing::use_coupon_by(&mut tx, user, coupon.id, coupon.per_customer_limit).await? {
+            return Err(ShopError::conflict_with("coupon_limit_reached", "you have used this coupon as often as allowed", serde_json::json!({ "coupon": coupon.code })));
+        }
+    }
+    let order = order_row(cart, priced, req, shipping_method, reservation, email, now);
+    let lines = line_rows(&order, priced);
+    order_store::insert_order(&mut tx, &order, &lines).await?;
+    let payment = PaymentRow {
+        user_id: user,
+        id: Uuid::now_v7(),
+        order_id: order.id,
+        provider: shop.gateway.name().to_owned(),
+        provider_ref: None,
+        status: PaymentStatus::Pending.as_str().to_owned(),
+        amount_minor: order.total_minor,
+        refunded_minor: 0,
+        currency: order.currency.clone(),
+        card_token: Some(req.card_token.clone()),
+        card_brand: None,
+        card_last4: None,
+        failure_code: None,
+        created_at: now,
+        updated_at: now,
+    };
+    payment_store::insert_payment(&mut tx, &payment).await?;
+    payments::emit(&mut tx, &order, events::ORDER_CREATED, now).await?;
+    tx.commit().await?;
+    Ok((order, payment))
+}
+
+fn order_row(
+    cart: &cart_store::CartRow,
+    priced: &PricedCart,
+    req: &CheckoutRequest,
+    shipping_method: &str,
+    reservation: Uuid,
+    email: String,
+    now: chrono::DateTime<chrono::Utc>,
+) -> OrderRow {
+    let q = &priced.quote;
+    let a = &req.address;
+    OrderRow {
+        user_id: cart.user_id,
+        id: Uuid::now_v7(),
+        cart_id: cart.id,
+        email,
+        status: "pending_payment".to_owned(),
+        currency: cart.currency.clone(),
+        fx_rate_e9: cart.fx_rate_e9,
+        subtotal_minor: q.subtotal_minor,
+        discount_minor: q.discount_minor,
+        shipping_minor: q.shipping_minor,
+        tax_minor: q.tax_minor,
+        total_minor: q.total_minor,
+        refunded_minor: 0,
+        tax_mode: match priced.tax_mode {
+            TaxMode::Inclusive => "inclusive",
+            TaxMode::Exclusive => "exclusive",
+        }
+        .to_owned(),
+        coupon_codes: q.discounts.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>().join(","),
+        shipping_method: shipping_method.to_owned(),
+        shipping_address: Json(serde_json::json!({
+            "name": a.name, "line1": a.line1, "line2": a.line2, "city": a.city,
+            "region": a.region, "postal_code": a.postal_code, "country": a.country.as_str(),
+            "phone": a.phone,
+        })),
+        reservation_id: reservation,
+        cancel_reason: None,
+        created_at: now,
+        updated_at: now,
+        paid_at: None,
+    }
+}
+
+/// Line snapshots: title, SKU, unit price, and each line's share of discount and tax.
+fn line_rows(order: &OrderRow, priced: &PricedCart) -> Vec<OrderLineRow> {
+    let q = &priced.quote;
+    priced
+        .lines
+        .iter()
+        .enumerate()
+        .map(|(i, (item, facts))| {
+            let discount = q.line_discounts.get(i).copied().unwrap_or(0);
+            let tax = q.line_taxes.get(i).copied().unwrap_or(0);
+            let net = item.unit_price_minor * item.quantity - discount;
+            OrderLineRow {
+                user_id: order.user_id,
+                order_id: order.id,
+                line_no: i32::try_from(i + 1).unwrap_or(i32::MAX),
+                variant_id: item.variant_id,
+                product_id: facts.product_id,
+                seller_id: facts.seller_id,
+                sku: facts.sku.clone(),
+                title: facts.title.clone(),
+                quantity: item.quantity,
+                unit_price_minor: item.unit_price_minor,
+                discount_minor: discount,
+                tax_minor: tax,
+                total_minor: match priced.tax_mode {
+                    TaxMode::Exclusive => net + tax,
+                    TaxMode::Inclusive => net,
+                },
+            }
+        })
+        .collect()
+}

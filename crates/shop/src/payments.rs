@@ -1,0 +1,341 @@
+//! Payments after checkout: applying what the provider reports (the charge's answer, the
+//! client's confirm, webhooks, reconciliation), refunds, and the reconciliation job.
+//!
+//! Every report goes through [`apply`]: one transaction that locks the payment, accepts the
+//! new state only if [`PaymentStatus::accepts`] it (reports come late, twice and out of
+//! order), records the provider event id (so a webhook is applied once), and moves the
+//! order: paid with its reservation committed, or cancelled with its reservation released.
+//! The unique index `payments_one_success` makes a second captured payment for an order
+//! impossible whatever the race.
+
+mod reconcile;
+mod refund;
+
+use chrono::{DateTime, Utc};
+use emporium_domain::ids::UserId;
+use emporium_domain::order::{OrderEvent, OrderStatus, PaymentStatus};
+use emporium_payments::{ChargeStatus, ProviderPayment, WebhookKind};
+use emporium_store::Tx;
+use emporium_store::orders::{self as order_store, OrderRow};
+use emporium_store::payments::{self as store, PaymentRow};
+use serde::Serialize;
+use uuid::Uuid;
+
+pub use reconcile::{ReconcileOutcome, reconcile_once};
+pub use refund::refund;
+
+use crate::identity::Actor;
+use crate::{Shop, ShopError, events};
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct PaymentView {
+    pub id: Uuid,
+    pub status: PaymentStatus,
+    pub provider: String,
+    pub amount_minor: i64,
+    pub refunded_minor: i64,
+    pub currency: String,
+    pub card_brand: Option<String>,
+    pub card_last4: Option<String>,
+    pub failure_code: Option<String>,
+    /// What the client must do next, when the payment waits for the customer.
+    pub next_action: Option<NextAction>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct NextAction {
+    /// `confirm`: complete the challenge, then POST to `url`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub url: String,
+}
+
+pub(crate) fn view(p: &PaymentRow) -> PaymentView {
+    let status = PaymentStatus::parse(&p.status).unwrap_or(PaymentStatus::Pending);
+    PaymentView {
+        id: p.id,
+        status,
+        provider: p.provider.clone(),
+        amount_minor: p.amount_minor,
+        refunded_minor: p.refunded_minor,
+        currency: p.currency.clone(),
+        card_brand: p.card_brand.clone(),
+        card_last4: p.card_last4.clone(),
+        failure_code: p.failure_code.clone(),
+        next_action: (status == PaymentStatus::RequiresAction).then(|| NextAction {
+            kind: "confirm".to_owned(),
+            url: format!("/api/v1/payments/{}/confirm", p.id),
+        }),
+    }
+}
+
+/// What a provider said about a payment.
+#[derive(Debug, Clone)]
+pub(crate) struct Report {
+    pub status: PaymentStatus,
+    pub reference: Option<String>,
+    pub card_brand: Option<String>,
+    pub card_last4: Option<String>,
+    pub failure_code: Option<String>,
+}
+
+impl Report {
+    pub fn from_provider(p: &ProviderPayment) -> Self {
+        let (status, failure_code) = match &p.status {
+            ChargeStatus::Succeeded => (PaymentStatus::Succeeded, None),
+            ChargeStatus::RequiresAction => (PaymentStatus::RequiresAction, None),
+            ChargeStatus::Processing => (PaymentStatus::Processing, None),
+            ChargeStatus::Failed { code } => (PaymentStatus::Failed, Some(code.clone())),
+            ChargeStatus::Voided => (PaymentStatus::Voided, None),
+        };
+        Self {
+            status,
+            reference: Some(p.reference.clone()),
+            card_brand: p.card_brand.clone(),
+            card_last4: p.card_last4.clone(),
+            failure_code,
+        }
+    }
+
+    pub fn failed(code: &str) -> Self {
+        Self {
+            status: PaymentStatus::Failed,
+            reference: None,
+            card_brand: None,
+            card_last4: None,
+            failure_code: Some(code.to_owned()),
+        }
+    }
+}
+
+/// A provider event to record with the report: (provider, event id, kind).
+pub(crate) type EventKey<'a> = (&'a str, &'a str, &'a str);
+
+/// A payment and its order after a report; `fresh` is false for a repeated event.
+pub(crate) struct Applied {
+    pub payment: PaymentRow,
+    pub order: OrderRow,
+    pub fresh: bool,
+}
+
+/// Applies a report to a payment and its order in one transaction; returns both after it.
+pub(crate) async fn apply(
+    shop: &Shop,
+    user: UserId,
+    payment_id: Uuid,
+    report: &Report,
+    event: Option<EventKey<'_>>,
+) -> Result<Applied, ShopError> {
+    let now = shop.now();
+    let mut tx = shop.db.begin().await?;
+    if let Some((provider, event_id, kind)) = event
+        && !store::record_event(&mut tx, user.0, provider, event_id, payment_id, kind, now).await?
+    {
+        // Already applied: answer with the current state, change nothing.
+        drop(tx);
+        let (payment, order) = current(shop, user, payment_id).await?;
+        return Ok(Applied { payment, order, fresh: false });
+    }
+    let mut payment = store::lock_payment(&mut tx, user.0, payment_id)
+        .await?
+        .ok_or(ShopError::NotFound("payment"))?;
+    let from = PaymentStatus::parse(&payment.status)?;
+    let mut order = order_store::lock_order(&mut tx, user.0, payment.order_id)
+        .await?
+        .ok_or(ShopError::NotFound("order"))?;
+    if from.accepts(report.status) {
+        payment.status = report.status.as_str().to_owned();
+        payment.provider_ref = report.reference.clone().or(payment.provider_ref);
+        payment.card_brand = report.card_brand.clone().or(payment.card_brand);
+        payment.card_last4 = report.card_last4.clone().or(payment.card_last4);
+        payment.failure_code = report.failure_code.clone().or(payment.failure_code);
+        payment.updated_at = now;
+        store::update_payment(&mut tx, &payment).await?;
+        move_order(&mut tx, &mut order, report.status, now).await?;
+    }
+    tx.commit().await?;
+    shop.catalog_version.bump();
+    Ok(Applied { payment, order, fresh: true })
+}
+
+async fn current(shop: &Shop, user: UserId, payment_id: Uuid) -> Result<(PaymentRow, OrderRow), ShopError> {
+    let payment = store::find_payment(&shop.db, user.0, payment_id)
+        .await?
+        .ok_or(ShopError::NotFound("payment"))?;
+    let order = order_store::find_order(&shop.db, user.0, payment.order_id)
+        .await?
+        .ok_or(ShopError::NotFound("order"))?;
+    Ok((payment, order))
+}
+
+/// What a payment's new state means for its order, in the caller's transaction.
+async fn move_order(
+    tx: &mut Tx,
+    order: &mut OrderRow,
+    payment: PaymentStatus,
+    now: DateTime<Utc>,
+) -> Result<(), ShopError> {
+    let status = OrderStatus::parse(&order.status)?;
+    let user = UserId(order.user_id);
+    match payment {
+        PaymentStatus::Succeeded if status == OrderStatus::PendingPayment => {
+            match crate::inventory::reservations::commit_in(tx, user, order.reservation_id, now).await {
+                Ok(_) => {
+                    set_order_status(tx, order, OrderEvent::PaymentSucceeded, now).await?;
+                    emit(tx, order, events::ORDER_PAID, now).await?;
+                }
+                // The hold ran out before the money arrived: the order cannot be fulfilled.
+                // It is cancelled here and the capture refunded by reconciliation.
+                Err(ShopError::Conflict { .. } | ShopError::ConflictDetails { .. }) => {
+                    cancel_in(tx, order, "stock_released_before_payment", now).await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        PaymentStatus::Failed | PaymentStatus::Voided if status == OrderStatus::PendingPayment => {
+            let event = serde_json::json!({ "order_id": order.id, "payment_status": payment.as_str() });
+            crate::events::emit(tx, order.user_id, events::PAYMENT_FAILED, event, now).await?;
+            cancel_in(tx, order, "payment_failed", now).await?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+async fn set_order_status(
+    tx: &mut Tx,
+    order: &mut OrderRow,
+    event: OrderEvent,
+    now: DateTime<Utc>,
+) -> Result<(), ShopError> {
+    let from = OrderStatus::parse(&order.status)?;
+    let to = from.apply(event).ok_or_else(|| {
+        ShopError::conflict("illegal_transition", format!("an order that is {} cannot do that", from.as_str()))
+    })?;
+    if !order_store::set_status(tx, order.user_id, order.id, from.as_str(), to.as_str(), now).await? {
+        return Err(ShopError::conflict("order_changed", "the order changed at the same time"));
+    }
+    order.status = to.as_str().to_owned();
+    Ok(())
+}
+
+/// Cancels an unpaid order: releases its reservation, gives its coupon uses back and
+/// reopens its cart for another try.
+pub(crate) async fn cancel_in(
+    tx: &mut Tx,
+    order: &mut OrderRow,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<(), ShopError> {
+    set_order_status(tx, order, OrderEvent::Cancel, now).await?;
+    order_store::set_cancel_reason(tx, order.user_id, order.id, reason).await?;
+    order.cancel_reason = Some(reason.to_owned());
+    let user = UserId(order.user_id);
+    crate::inventory::reservations::release_in(tx, user, order.reservation_id, now).await?;
+    for code in order.coupon_codes.split(',').filter(|c| !c.is_empty()) {
+        if let Some(id) = emporium_store::pricing::coupon_id_in_tx(tx, code).await? {
+            emporium_store::pricing::return_coupon_use(tx, order.user_id, id).await?;
+        }
+    }
+    emporium_store::carts::reopen_cart(tx, order.user_id, order.cart_id, now).await?;
+    emit(tx, order, events::ORDER_CANCELLED, now).await
+}
+
+pub(crate) async fn emit(tx: &mut Tx, order: &OrderRow, topic: &str, now: DateTime<Utc>) -> Result<(), ShopError> {
+    let payload = serde_json::json!({
+        "order_id": order.id,
+        "user_id": order.user_id,
+        "status": order.status,
+        "total_minor": order.total_minor,
+        "currency": order.currency,
+    });
+    Ok(events::emit(tx, order.user_id, topic, payload, now).await?)
+}
+
+/// Completes a `requires_action` payment after the customer's challenge. Safe to race
+/// with the provider's webhook: whichever applies first wins, the other changes nothing.
+pub async fn confirm(shop: &Shop, actor: &Actor, id: Uuid) -> Result<PaymentView, ShopError> {
+    let payment = store::find_payment(&shop.db, actor.user_id.0, id)
+        .await?
+        .ok_or(ShopError::NotFound("payment"))?;
+    let status = PaymentStatus::parse(&payment.status)?;
+    if status != PaymentStatus::RequiresAction {
+        if status.captured() {
+            return Ok(view(&payment));
+        }
+        return Err(ShopError::conflict_with(
+            "payment_not_confirmable",
+            format!("the payment is {}", status.as_str()),
+            serde_json::json!({ "payment_status": status.as_str() }),
+        ));
+    }
+    let reference = payment.provider_ref.clone().unwrap_or_default();
+    let answer = tokio::time::timeout(shop.config.checkout.gateway_timeout, shop.gateway.confirm(&reference)).await;
+    let report = match answer {
+        Ok(Ok(p)) => Report::from_provider(&p),
+        // No answer: the payment stays as it is; the webhook or reconciliation decides.
+        Ok(Err(_)) | Err(_) => return Ok(view(&payment)),
+    };
+    let applied = apply(shop, actor.user_id, id, &report, None).await?;
+    Ok(view(&applied.payment))
+}
+
+/// Whether a webhook changed anything.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct WebhookOutcome {
+    pub event_id: String,
+    /// False when the event had been applied before (a repeated delivery).
+    pub applied: bool,
+}
+
+/// Verifies and applies a provider webhook, once per provider event id.
+pub async fn webhook(
+    shop: &Shop,
+    provider: &str,
+    signature: &str,
+    body: &[u8],
+) -> Result<WebhookOutcome, ShopError> {
+    if provider != shop.gateway.name() {
+        return Err(ShopError::NotFound("provider"));
+    }
+    let event = shop
+        .gateway
+        .verify_webhook(signature, body, shop.now().timestamp())
+        .map_err(|e| ShopError::BadRequest("invalid_signature", e.to_string()))?;
+    let payment_id: Uuid = event
+        .payment_key
+        .parse()
+        .map_err(|_| ShopError::NotFound("payment"))?;
+    let payment = store::find_payment_by_id(&shop.db, payment_id)
+        .await?
+        .ok_or(ShopError::NotFound("payment"))?;
+    let report = match event.kind {
+        WebhookKind::PaymentSucceeded => Report {
+            status: PaymentStatus::Succeeded,
+            reference: Some(event.reference.clone()),
+            card_brand: None,
+            card_last4: None,
+            failure_code: None,
+        },
+        WebhookKind::PaymentFailed => Report {
+            reference: Some(event.reference.clone()),
+            ..Report::failed(event.failure_code.as_deref().unwrap_or("failed"))
+        },
+        // Refunds are applied when Emporium asks for them; the event is only recorded.
+        WebhookKind::RefundSucceeded => {
+            let mut tx = shop.db.begin().await?;
+            let applied = store::record_event(&mut tx, payment.user_id, provider, &event.id, payment_id, "refund.succeeded", shop.now()).await?;
+            tx.commit().await?;
+            return Ok(WebhookOutcome { event_id: event.id, applied });
+        }
+    };
+    let kind = match event.kind {
+        WebhookKind::PaymentSucceeded => "payment.succeeded",
+        _ => "payment.failed",
+    };
+    let applied = apply(shop, UserId(payment.user_id), payment_id, &report, Some((provider, &event.id, kind))).await?;
+    Ok(WebhookOutcome {
+        event_id: event.id,
+        applied: applied.fresh,
+    })
+}

@@ -1,0 +1,293 @@
+//! Carts and their items. A guest cart belongs to the nil user id until it is merged into a
+//! customer's cart at login.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::{Db, StoreError, Tx, on_pool, on_tx};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CartRow {
+    pub user_id: Uuid,
+    pub id: Uuid,
+    pub token_hash: Vec<u8>,
+    pub status: String,
+    pub currency: String,
+    pub fx_rate_e9: i64,
+    pub prices_locked_until: DateTime<Utc>,
+    pub coupon_codes: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const CART_COLUMNS: &str = "user_id, id, token_hash, status, currency, fx_rate_e9, prices_locked_until, coupon_codes, created_at, updated_at";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CartItemRow {
+    pub user_id: Uuid,
+    pub cart_id: Uuid,
+    pub id: Uuid,
+    pub variant_id: Uuid,
+    pub quantity: i64,
+    pub unit_price_minor: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+pub async fn insert_cart(tx: &mut Tx, c: &CartRow) -> Result<(), StoreError> {
+    on_tx!(tx, conn => sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO carts ({CART_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    )))
+    .bind(c.user_id)
+    .bind(c.id)
+    .bind(&c.token_hash)
+    .bind(&c.status)
+    .bind(&c.currency)
+    .bind(c.fx_rate_e9)
+    .bind(c.prices_locked_until)
+    .bind(&c.coupon_codes)
+    .bind(c.created_at)
+    .bind(c.updated_at)
+    .execute(conn)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// A cart by id alone (guests know only the id and the token).
+pub async fn find_cart(db: &Db, id: Uuid) -> Result<Option<CartRow>, StoreError> {
+    Ok(on_pool!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {CART_COLUMNS} FROM carts WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(p)
+    .await)?)
+}
+
+/// The cart, read inside a write transaction (which on PostgreSQL also locks it).
+pub async fn lock_cart(tx: &mut Tx, id: Uuid) -> Result<Option<CartRow>, StoreError> {
+    let lock = if tx.backend() == crate::Backend::Postgres {
+        " FOR UPDATE"
+    } else {
+        ""
+    };
+    Ok(on_tx!(tx, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {CART_COLUMNS} FROM carts WHERE id = $1{lock}"
+    )))
+    .bind(id)
+    .fetch_optional(c)
+    .await)?)
+}
+
+/// The customer's newest open cart.
+pub async fn open_cart_of(tx: &mut Tx, user: Uuid) -> Result<Option<CartRow>, StoreError> {
+    Ok(on_tx!(tx, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {CART_COLUMNS} FROM carts WHERE user_id = $1 AND status = 'open' ORDER BY updated_at DESC LIMIT 1"
+    )))
+    .bind(user)
+    .fetch_optional(c)
+    .await)?)
+}
+
+pub async fn update_cart(tx: &mut Tx, c: &CartRow) -> Result<(), StoreError> {
+    on_tx!(tx, conn => sqlx::query(
+        "UPDATE carts SET status = $3, currency = $4, fx_rate_e9 = $5, prices_locked_until = $6, \
+         coupon_codes = $7, updated_at = $8 WHERE user_id = $1 AND id = $2",
+    )
+    .bind(c.user_id)
+    .bind(c.id)
+    .bind(&c.status)
+    .bind(&c.currency)
+    .bind(c.fx_rate_e9)
+    .bind(c.prices_locked_until)
+    .bind(&c.coupon_codes)
+    .bind(c.updated_at)
+    .execute(conn)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Marks an open cart as checked out; false when it was not open (a concurrent checkout won).
+pub async fn close_cart(
+    tx: &mut Tx,
+    user: Uuid,
+    id: Uuid,
+    at: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let n = on_tx!(tx, c => sqlx::query(
+        "UPDATE carts SET status = 'checked_out', updated_at = $3 WHERE user_id = $1 AND id = $2 AND status = 'open'",
+    )
+    .bind(user)
+    .bind(id)
+    .bind(at)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
+pub async fn reopen_cart(tx: &mut Tx, user: Uuid, id: Uuid, at: DateTime<Utc>) -> Result<(), StoreError> {
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE carts SET status = 'open', updated_at = $3 WHERE user_id = $1 AND id = $2 AND status = 'checked_out'",
+    )
+    .bind(user)
+    .bind(id)
+    .bind(at)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub async fn items(db: &Db, user: Uuid, cart: Uuid) -> Result<Vec<CartItemRow>, StoreError> {
+    Ok(on_pool!(db, p => sqlx::query_as(
+        "SELECT user_id, cart_id, id, variant_id, quantity, unit_price_minor, created_at FROM cart_items \
+         WHERE user_id = $1 AND cart_id = $2 ORDER BY id",
+    )
+    .bind(user)
+    .bind(cart)
+    .fetch_all(p)
+    .await)?)
+}
+
+pub async fn items_in_tx(tx: &mut Tx, user: Uuid, cart: Uuid) -> Result<Vec<CartItemRow>, StoreError> {
+    Ok(on_tx!(tx, c => sqlx::query_as(
+        "SELECT user_id, cart_id, id, variant_id, quantity, unit_price_minor, created_at FROM cart_items \
+         WHERE user_id = $1 AND cart_id = $2 ORDER BY id",
+    )
+    .bind(user)
+    .bind(cart)
+    .fetch_all(c)
+    .await)?)
+}
+
+/// Adds an item, or adds its quantity to the line of the same variant.
+pub async fn add_item(tx: &mut Tx, i: &CartItemRow) -> Result<(), StoreError> {
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO cart_items (user_id, cart_id, id, variant_id, quantity, unit_price_minor, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         ON CONFLICT (user_id, cart_id, variant_id) DO UPDATE SET quantity = cart_items.quantity + excluded.quantity",
+    )
+    .bind(i.user_id)
+    .bind(i.cart_id)
+    .bind(i.id)
+    .bind(i.variant_id)
+    .bind(i.quantity)
+    .bind(i.unit_price_minor)
+    .bind(i.created_at)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub async fn set_item_quantity(
+    tx: &mut Tx,
+    user: Uuid,
+    cart: Uuid,
+    item: Uuid,
+    quantity: i64,
+) -> Result<bool, StoreError> {
+    let n = on_tx!(tx, c => sqlx::query(
+        "UPDATE cart_items SET quantity = $4 WHERE user_id = $1 AND cart_id = $2 AND id = $3",
+    )
+    .bind(user)
+    .bind(cart)
+    .bind(item)
+    .bind(quantity)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
+pub async fn set_item_price(
+    tx: &mut Tx,
+    user: Uuid,
+    cart: Uuid,
+    item: Uuid,
+    unit_price_minor: i64,
+) -> Result<(), StoreError> {
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE cart_items SET unit_price_minor = $4 WHERE user_id = $1 AND cart_id = $2 AND id = $3",
+    )
+    .bind(user)
+    .bind(cart)
+    .bind(item)
+    .bind(unit_price_minor)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub async fn remove_item(tx: &mut Tx, user: Uuid, cart: Uuid, item: Uuid) -> Result<bool, StoreError> {
+    let n = on_tx!(tx, c => sqlx::query("DELETE FROM cart_items WHERE user_id = $1 AND cart_id = $2 AND id = $3")
+        .bind(user)
+        .bind(cart)
+        .bind(item)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
+/// Open carts with items not touched since `before`: (count, value per currency).
+pub async fn abandoned(db: &Db, before: DateTime<Utc>) -> Result<Vec<(String, i64, i64)>, StoreError> {
+    Ok(on_pool!(db, p => sqlx::query_as(
+        "SELECT c.currency, COUNT(DISTINCT c.id), COALESCE(SUM(i.quantity * i.unit_price_minor), 0) \
+         FROM carts c JOIN cart_items i ON i.user_id = c.user_id AND i.cart_id = c.id \
+         WHERE c.status = 'open' AND c.updated_at < $1 GROUP BY c.currency ORDER BY c.currency",
+    )
+    .bind(before)
+    .fetch_all(p)
+    .await)?)
+}
+
+/// What a cart needs to know about a variant: (variant, product, seller, sku, title,
+/// product status) and its prices per currency.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SellableRow {
+    pub variant_id: Uuid,
+    pub product_id: Uuid,
+    pub seller_id: Uuid,
+    pub sku: String,
+    pub title: String,
+    pub status: String,
+}
+
+pub async fn sellable(db: &Db, variants: &[Uuid]) -> Result<Vec<SellableRow>, StoreError> {
+    if variants.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(on_pool!(db, p => {
+        let mut qb = sqlx::QueryBuilder::new(
+            "SELECT v.id AS variant_id, p.id AS product_id, p.seller_id, v.sku, p.title, p.status \
+             FROM variants v JOIN products p ON p.id = v.product_id WHERE v.id IN (",
+        );
+        let mut list = qb.separated(", ");
+        for v in variants {
+            list.push_bind(*v);
+        }
+        qb.push(")");
+        qb.build_query_as().fetch_all(p).await
+    })?)
+}
+
+/// (variant, currency, amount) for these variants.
+pub async fn prices(db: &Db, variants: &[Uuid]) -> Result<Vec<(Uuid, String, i64)>, StoreError> {
+    if variants.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(on_pool!(db, p => {
+        let mut qb = sqlx::QueryBuilder::new(
+            "SELECT variant_id, currency, amount_minor FROM variant_prices WHERE variant_id IN (",
+        );
+        let mut list = qb.separated(", ");
+        for v in variants {
+            list.push_bind(*v);
+        }
+        qb.push(")");
+        qb.build_query_as().fetch_all(p).await
+    })?)
+}

@@ -1,0 +1,200 @@
+//! Payments at providers, the provider events applied to them, and refunds.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::{Backend, Db, StoreError, Tx, on_pool, on_tx};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PaymentRow {
+    pub user_id: Uuid,
+    pub id: Uuid,
+    pub order_id: Uuid,
+    pub provider: String,
+    pub provider_ref: Option<String>,
+    pub status: String,
+    pub amount_minor: i64,
+    pub refunded_minor: i64,
+    pub currency: String,
+    pub card_token: Option<String>,
+    pub card_brand: Option<String>,
+    pub card_last4: Option<String>,
+    pub failure_code: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const PAYMENT_COLUMNS: &str = "user_id, id, order_id, provider, provider_ref, status, amount_minor, \
+    refunded_minor, currency, card_token, card_brand, card_last4, failure_code, created_at, updated_at";
+
+pub async fn insert_payment(tx: &mut Tx, p: &PaymentRow) -> Result<(), StoreError> {
+    on_tx!(tx, c => sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO payments ({PAYMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+    )))
+    .bind(p.user_id).bind(p.id).bind(p.order_id).bind(&p.provider).bind(&p.provider_ref)
+    .bind(&p.status).bind(p.amount_minor).bind(p.refunded_minor).bind(&p.currency)
+    .bind(&p.card_token).bind(&p.card_brand).bind(&p.card_last4).bind(&p.failure_code)
+    .bind(p.created_at).bind(p.updated_at)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub async fn find_payment(db: &Db, user: Uuid, id: Uuid) -> Result<Option<PaymentRow>, StoreError> {
+    Ok(on_pool!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {PAYMENT_COLUMNS} FROM payments WHERE user_id = $1 AND id = $2"
+    )))
+    .bind(user).bind(id)
+    .fetch_optional(p)
+    .await)?)
+}
+
+/// A payment by id alone (webhooks carry only Emporium's payment id).
+pub async fn find_payment_by_id(db: &Db, id: Uuid) -> Result<Option<PaymentRow>, StoreError> {
+    Ok(on_pool!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(p)
+    .await)?)
+}
+
+pub async fn lock_payment(tx: &mut Tx, user: Uuid, id: Uuid) -> Result<Option<PaymentRow>, StoreError> {
+    let lock = if tx.backend() == Backend::Postgres { " FOR UPDATE" } else { "" };
+    Ok(on_tx!(tx, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {PAYMENT_COLUMNS} FROM payments WHERE user_id = $1 AND id = $2{lock}"
+    )))
+    .bind(user).bind(id)
+    .fetch_optional(c)
+    .await)?)
+}
+
+pub async fn payments_of_order(db: &Db, user: Uuid, order: Uuid) -> Result<Vec<PaymentRow>, StoreError> {
+    Ok(on_pool!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {PAYMENT_COLUMNS} FROM payments WHERE user_id = $1 AND order_id = $2 ORDER BY id"
+    )))
+    .bind(user).bind(order)
+    .fetch_all(p)
+    .await)?)
+}
+
+/// Writes a payment's new state (the caller decided the transition under the row lock).
+pub async fn update_payment(tx: &mut Tx, p: &PaymentRow) -> Result<(), StoreError> {
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE payments SET provider_ref = $3, status = $4, refunded_minor = $5, card_brand = $6, \
+         card_last4 = $7, failure_code = $8, updated_at = $9 WHERE user_id = $1 AND id = $2",
+    )
+    .bind(p.user_id).bind(p.id).bind(&p.provider_ref).bind(&p.status).bind(p.refunded_minor)
+    .bind(&p.card_brand).bind(&p.card_last4).bind(&p.failure_code).bind(p.updated_at)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Payments still undecided since before `before`: (user, id).
+pub async fn open_payments(db: &Db, before: DateTime<Utc>, limit: i64) -> Result<Vec<(Uuid, Uuid)>, StoreError> {
+    Ok(on_pool!(db, p => sqlx::query_as(
+        "SELECT user_id, id FROM payments WHERE status IN ('pending', 'requires_action', 'processing') \
+         AND updated_at < $1 ORDER BY updated_at LIMIT $2",
+    )
+    .bind(before).bind(limit)
+    .fetch_all(p)
+    .await)?)
+}
+
+/// Captured payments whose order is not paid (cancelled or still pending): the cases
+/// reconciliation must complete or refund.
+pub async fn orphaned_captures(db: &Db, limit: i64) -> Result<Vec<(Uuid, Uuid)>, StoreError> {
+    Ok(on_pool!(db, p => sqlx::query_as(
+        "SELECT p.user_id, p.id FROM payments p JOIN orders o ON o.user_id = p.user_id AND o.id = p.order_id \
+         WHERE p.status = 'succeeded' AND o.status = 'cancelled' ORDER BY p.id LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(p)
+    .await)?)
+}
+
+/// Records that a provider event was applied; false when it already was.
+pub async fn record_event(
+    tx: &mut Tx,
+    user: Uuid,
+    provider: &str,
+    event_id: &str,
+    payment: Uuid,
+    kind: &str,
+    at: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let n = on_tx!(tx, c => sqlx::query(
+        "INSERT INTO payment_events (user_id, provider, event_id, payment_id, kind, applied_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+    )
+    .bind(user).bind(provider).bind(event_id).bind(payment).bind(kind).bind(at)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RefundRow {
+    pub user_id: Uuid,
+    pub id: Uuid,
+    pub payment_id: Uuid,
+    pub order_id: Uuid,
+    pub amount_minor: i64,
+    pub reason: String,
+    pub status: String,
+    pub provider_ref: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+pub async fn insert_refund(tx: &mut Tx, r: &RefundRow) -> Result<(), StoreError> {
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO refunds (user_id, id, payment_id, order_id, amount_minor, reason, status, provider_ref, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(r.user_id).bind(r.id).bind(r.payment_id).bind(r.order_id).bind(r.amount_minor)
+    .bind(&r.reason).bind(&r.status).bind(&r.provider_ref).bind(r.created_at)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub async fn finish_refund(
+    tx: &mut Tx,
+    user: Uuid,
+    id: Uuid,
+    status: &str,
+    provider_ref: Option<&str>,
+) -> Result<(), StoreError> {
+    on_tx!(tx, c => sqlx::query("UPDATE refunds SET status = $3, provider_ref = $4 WHERE user_id = $1 AND id = $2")
+        .bind(user).bind(id).bind(status).bind(provider_ref)
+        .execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub async fn refunds_of_order(db: &Db, user: Uuid, order: Uuid) -> Result<Vec<RefundRow>, StoreError> {
+    Ok(on_pool!(db, p => sqlx::query_as(
+        "SELECT user_id, id, payment_id, order_id, amount_minor, reason, status, provider_ref, created_at \
+         FROM refunds WHERE user_id = $1 AND order_id = $2 ORDER BY id",
+    )
+    .bind(user).bind(order)
+    .fetch_all(p)
+    .await)?)
+}
+
+/// Integrity figures for the benchmark and tests: (paid orders, succeeded payments,
+/// orders with more than one captured payment, carts with more than one order).
+pub async fn integrity(db: &Db) -> Result<(i64, i64, i64), StoreError> {
+    Ok(on_pool!(db, p => sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM orders WHERE status = 'paid'), \
+                (SELECT COUNT(*) FROM payments WHERE status = 'succeeded'), \
+                (SELECT COUNT(*) FROM (SELECT order_id FROM payments WHERE status IN ('succeeded', 'partially_refunded', 'refunded') \
+                                       GROUP BY order_id HAVING COUNT(*) > 1) d)",
+    )
+    .fetch_one(p)
+    .await)?)
+}
