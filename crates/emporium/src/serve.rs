@@ -132,7 +132,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = watch::channel(false);
-    let worker = tokio::spawn(emporium_worker::run(shop.clone(), stopped));
+    let worker = tokio::spawn(emporium_worker::run(shop.clone(), stopped.clone()));
+    tokio::spawn(emporium_worker::payments::deliver_webhooks(
+        shop.clone(),
+        format!("http://{addr}"),
+        stopped,
+    ));
     tracing::info!(%addr, backend = ?db.backend(), "serving");
     println!("emporium listening on http://{addr}");
     axum::serve(

@@ -420,3 +420,21 @@ pub async fn abandoned(shop: &Shop, idle: Duration) -> Result<AbandonedCarts, Sh
             .collect(),
     })
 }
+
+/// Logs in and, when the shopper brought a guest cart, merges it into their cart. A guest
+/// cart that cannot be merged (wrong token, already merged) does not fail the login.
+pub async fn login_with_guest_cart(
+    shop: &Shop,
+    email: &str,
+    password: &str,
+    addr: Option<std::net::IpAddr>,
+    guest: Option<(Uuid, String)>,
+) -> Result<crate::identity::LoginResult, ShopError> {
+    let result = crate::identity::login(shop, email, password, addr).await?;
+    if let Some((id, token)) = guest
+        && let Err(e) = merge_guest_cart(shop, result.user.id, id, &token).await
+    {
+        tracing::info!(cart.id = %id, error = %e, "guest cart not merged at login");
+    }
+    Ok(result)
+}

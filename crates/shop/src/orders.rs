@@ -11,7 +11,7 @@ use emporium_store::orders::{self as store, FulfilmentRow, OrderFilter, OrderRow
 use serde::Serialize;
 use uuid::Uuid;
 
-pub use returns::{ReturnView, decide_return, request_return};
+pub use returns::{ReturnLine, ReturnView, decide_return, request_return};
 
 use crate::identity::Actor;
 use crate::payments::PaymentView;

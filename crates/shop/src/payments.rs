@@ -22,7 +22,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 pub use reconcile::{ReconcileOutcome, reconcile_once};
-pub use refund::refund;
+pub use refund::{refund, refund_order};
 
 use crate::identity::Actor;
 use crate::{Shop, ShopError, events};

@@ -362,19 +362,26 @@ pub async fn create_batch(
     let prefix = normalize_code(&template.code)?;
     let batch = format!("{prefix}-{}", Uuid::now_v7().simple());
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    let mut rng = rand::rng();
-    let mut rows = Vec::with_capacity(count);
     let one_time = NewCoupon {
         usage_limit: Some(1),
         per_customer_limit: Some(1),
         ..template
     };
-    for _ in 0..count {
-        let suffix: String = (0..10)
-            .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
-            .collect();
-        rows.push(coupon_row(shop, &one_time, format!("{prefix}-{suffix}"), Some(batch.clone()))?);
-    }
+    // The thread-local generator is not `Send`: draw every code before the first await.
+    let suffixes: Vec<String> = {
+        let mut rng = rand::rng();
+        (0..count)
+            .map(|_| {
+                (0..10)
+                    .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+                    .collect()
+            })
+            .collect()
+    };
+    let rows = suffixes
+        .into_iter()
+        .map(|suffix| coupon_row(shop, &one_time, format!("{prefix}-{suffix}"), Some(batch.clone())))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut tx = shop.db.begin().await?;
     store::insert_coupons(&mut tx, &rows).await?;
     tx.commit().await?;

@@ -294,3 +294,24 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
         ))
     }
 }
+
+/// The guest cart token from `X-Cart-Token`, if sent.
+pub struct CartToken(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for CartToken {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        match parts.headers.get("x-cart-token") {
+            None => Ok(CartToken(None)),
+            Some(v) => match v.to_str() {
+                Ok(t) if !t.is_empty() && t.len() <= 200 => Ok(CartToken(Some(t.to_owned()))),
+                _ => Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_cart_token",
+                    "X-Cart-Token must be the token returned when the cart was created",
+                )),
+            },
+        }
+    }
+}

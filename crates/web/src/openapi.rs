@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::AppState;
-use crate::api::{admin, catalog, identity, reservations, stock};
+use crate::api::{admin, carts, catalog, identity, orders, pricing, reservations, stock};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,6 +23,14 @@ use crate::api::{admin, catalog, identity, reservations, stock};
         stock::list_locations, stock::create_location, stock::get_stock, stock::list_movements, stock::receive, stock::adjust, stock::transfer, stock::put_threshold,
         reservations::create, reservations::show, reservations::extend, reservations::release,
         reservations::create_sale, reservations::sale_status, reservations::reserve_sale,
+        carts::create, carts::show, carts::add_item, carts::update_item, carts::remove_item,
+        carts::apply_coupon, carts::remove_coupon, carts::merge,
+        orders::checkout_cart, orders::my_orders, orders::show, orders::cancel, orders::request_return,
+        orders::seller_orders, orders::ship, orders::deliver, orders::admin_orders, orders::refund,
+        orders::decide_return, orders::confirm, orders::webhook,
+        pricing::currencies, pricing::shipping_methods, pricing::set_fx_rate, pricing::remove_fx_rate,
+        pricing::tax_rates, pricing::set_tax_rate, pricing::set_shipping_method, pricing::create_coupon,
+        pricing::create_batch, pricing::coupons, pricing::abandoned,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -31,6 +39,10 @@ use crate::api::{admin, catalog, identity, reservations, stock};
         (name = "admin", description = "Administration"),
         (name = "stock", description = "Stock locations, levels, movements and low-stock thresholds"),
         (name = "inventory", description = "Reservations and flash sales"),
+        (name = "cart", description = "Guest and customer carts, coupons, price and FX locks"),
+        (name = "checkout", description = "Checkout, payments and provider webhooks"),
+        (name = "orders", description = "Order history, fulfilment per seller, refunds and returns"),
+        (name = "pricing", description = "Currencies and FX rates, tax rates, shipping methods, coupons"),
     )
 )]
 pub struct ApiDoc;

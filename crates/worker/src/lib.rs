@@ -6,6 +6,9 @@
 //! - [`CatalogWatch`] notices catalog writes made by any node sharing the database and moves
 //!   this node's catalog version, so its read cache never serves a stale product for longer
 //!   than one poll interval.
+//! - [`payments`] reconciles undecided payments and delivers the test gateway's webhooks.
+
+pub mod payments;
 
 use std::time::Duration;
 
@@ -155,6 +158,7 @@ impl Reaper {
 /// Runs the node's background steps until `shutdown` turns true.
 pub async fn run(shop: Shop, mut shutdown: watch::Receiver<bool>) {
     tokio::spawn(Reaper::new(shop.clone()).run(shutdown.clone()));
+    tokio::spawn(payments::reconcile(shop.clone(), shutdown.clone()));
     let dispatcher = Dispatcher::new(shop.clone());
     let mut watch = CatalogWatch::new(shop);
     // Short enough that other nodes' catalog writes show within a quarter second.

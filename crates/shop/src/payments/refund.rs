@@ -110,3 +110,16 @@ async fn record_success(
     tx.commit().await?;
     Ok(view(&payment))
 }
+
+/// [`refund`] of an order found by id alone (admins).
+pub async fn refund_order(
+    shop: &Shop,
+    order_id: Uuid,
+    amount: Option<i64>,
+    reason: &str,
+) -> Result<PaymentView, ShopError> {
+    let order = order_store::find_order_by_id(&shop.db, order_id)
+        .await?
+        .ok_or(ShopError::NotFound("order"))?;
+    refund(shop, UserId(order.user_id), order_id, amount, reason).await
+}

@@ -61,6 +61,10 @@ async fn register(
 pub struct LoginRequest {
     pub email: String,
     pub password: String,
+    /// A guest cart to merge into the customer's cart.
+    pub guest_cart_id: Option<uuid::Uuid>,
+    /// The guest cart's token.
+    pub guest_cart_token: Option<String>,
 }
 
 /// Log in: returns a bearer token.
@@ -80,7 +84,14 @@ async fn login(
         .into());
     }
     Ok(axum::Json(
-        identity::login(&app.shop, &req.email, &req.password, addr).await?,
+        emporium_shop::cart::login_with_guest_cart(
+            &app.shop,
+            &req.email,
+            &req.password,
+            addr,
+            req.guest_cart_id.zip(req.guest_cart_token),
+        )
+        .await?,
     ))
 }
 

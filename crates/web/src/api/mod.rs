@@ -1,8 +1,11 @@
 //! The JSON API, one module per business component. Each exports `router()`.
 
 pub mod admin;
+pub mod carts;
 pub mod catalog;
 pub mod identity;
+pub mod orders;
+pub mod pricing;
 pub mod reservations;
 pub mod stock;
 
@@ -17,6 +20,9 @@ pub fn router() -> Router<AppState> {
         .merge(admin::router())
         .merge(stock::router())
         .merge(reservations::router())
+        .merge(carts::router())
+        .merge(orders::router())
+        .merge(pricing::router())
 }
 
 /// A list of items.
