@@ -39,7 +39,12 @@ pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> Result<String, Signat
 }
 
 /// Verifies `header` for `body`; constant-time comparison of the tag.
-pub fn verify(secret: &[u8], header: &str, body: &[u8], now_unix: i64) -> Result<(), SignatureError> {
+pub fn verify(
+    secret: &[u8],
+    header: &str,
+    body: &[u8],
+    now_unix: i64,
+) -> Result<(), SignatureError> {
     let mut timestamp = None;
     let mut tags = Vec::new();
     for part in header.split(',') {

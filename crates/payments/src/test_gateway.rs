@@ -319,7 +319,9 @@ impl PaymentGateway for TestGateway {
             return Ok(done.clone());
         }
         if charge.status != ChargeStatus::Succeeded {
-            return Err(GatewayError::Refused("the charge has not captured money".into()));
+            return Err(GatewayError::Refused(
+                "the charge has not captured money".into(),
+            ));
         }
         if request.amount_minor <= 0
             || charge.refunded_minor + request.amount_minor > charge.amount_minor
@@ -405,7 +407,9 @@ mod tests {
             ..TestGatewayConfig::default()
         });
         let declined = g.charge(&request("d", "tok_decline")).await;
-        assert!(matches!(declined.map(|p| p.status), Ok(ChargeStatus::Failed { code }) if code == "card_declined"));
+        assert!(
+            matches!(declined.map(|p| p.status), Ok(ChargeStatus::Failed { code }) if code == "card_declined")
+        );
         let action = g.charge(&request("a", "tok_requires_action")).await;
         let reference = action.map(|p| p.reference).unwrap_or_default();
         let confirmed = g.confirm(&reference).await.map(|p| p.status);

@@ -182,7 +182,12 @@ async fn open(shop: &Shop, access: &CartAccess, id: Uuid) -> Result<Open, ShopEr
         reprice(shop, &mut tx, &mut cart, now).await?;
     }
     let items = store::items_in_tx(&mut tx, cart.user_id, cart.id).await?;
-    Ok(Open { tx, cart, items, repriced })
+    Ok(Open {
+        tx,
+        cart,
+        items,
+        repriced,
+    })
 }
 
 /// Stores the cart's header and answers with its view.
@@ -197,7 +202,12 @@ async fn finish(shop: &Shop, mut o: Open) -> Result<CartView, ShopError> {
 }
 
 /// Locks today's prices and rate for another period.
-async fn reprice(shop: &Shop, tx: &mut Tx, cart: &mut CartRow, now: DateTime<Utc>) -> Result<(), ShopError> {
+async fn reprice(
+    shop: &Shop,
+    tx: &mut Tx,
+    cart: &mut CartRow,
+    now: DateTime<Utc>,
+) -> Result<(), ShopError> {
     let currency = Currency::parse(&cart.currency)?;
     let rate = crate::pricing::rate_for(shop, currency).await?;
     cart.fx_rate_e9 = rate.e9();
@@ -206,7 +216,10 @@ async fn reprice(shop: &Shop, tx: &mut Tx, cart: &mut CartRow, now: DateTime<Utc
     let ids: Vec<Uuid> = items.iter().map(|i| i.variant_id).collect();
     let prices = price::current_prices(shop, &ids, currency, rate).await?;
     for item in &items {
-        let unit = prices.get(&item.variant_id).copied().ok_or_else(|| price::unavailable(item.variant_id))?;
+        let unit = prices
+            .get(&item.variant_id)
+            .copied()
+            .ok_or_else(|| price::unavailable(item.variant_id))?;
         store::set_item_price(tx, cart.user_id, cart.id, item.id, unit).await?;
     }
     Ok(())
@@ -216,7 +229,10 @@ fn check_quantity(quantity: i64) -> Result<(), Invalid> {
     if (1..=MAX_LINE_QUANTITY).contains(&quantity) {
         Ok(())
     } else {
-        Err(Invalid::new("quantity", format!("must be between 1 and {MAX_LINE_QUANTITY}")))
+        Err(Invalid::new(
+            "quantity",
+            format!("must be between 1 and {MAX_LINE_QUANTITY}"),
+        ))
     }
 }
 
@@ -235,7 +251,9 @@ pub async fn add_item(
     let mut o = open(shop, access, id).await?;
     let existing = o.items.iter().find(|i| i.variant_id == variant);
     if existing.is_none() && o.items.len() >= MAX_LINES {
-        return Err(Invalid::new("items", format!("a cart holds at most {MAX_LINES} lines")).into());
+        return Err(
+            Invalid::new("items", format!("a cart holds at most {MAX_LINES} lines")).into(),
+        );
     }
     if let Some(i) = existing {
         check_quantity(i.quantity + quantity)?;
@@ -275,7 +293,12 @@ pub async fn set_quantity(
     finish(shop, o).await
 }
 
-pub async fn remove_item(shop: &Shop, access: &CartAccess, id: Uuid, item: Uuid) -> Result<CartView, ShopError> {
+pub async fn remove_item(
+    shop: &Shop,
+    access: &CartAccess,
+    id: Uuid,
+    item: Uuid,
+) -> Result<CartView, ShopError> {
     let mut o = open(shop, access, id).await?;
     if !store::remove_item(&mut o.tx, o.cart.user_id, o.cart.id, item).await? {
         return Err(ShopError::NotFound("cart_item"));
@@ -284,7 +307,12 @@ pub async fn remove_item(shop: &Shop, access: &CartAccess, id: Uuid, item: Uuid)
 }
 
 /// Applies a coupon code; the cart's coupons must stack and meet their minimums.
-pub async fn apply_coupon(shop: &Shop, access: &CartAccess, id: Uuid, code: &str) -> Result<CartView, ShopError> {
+pub async fn apply_coupon(
+    shop: &Shop,
+    access: &CartAccess,
+    id: Uuid,
+    code: &str,
+) -> Result<CartView, ShopError> {
     let code = crate::pricing::normalize_code(code)?;
     let row = emporium_store::pricing::find_coupon(&shop.db, &code)
         .await?
@@ -300,7 +328,12 @@ pub async fn apply_coupon(shop: &Shop, access: &CartAccess, id: Uuid, code: &str
     finish(shop, o).await
 }
 
-pub async fn remove_coupon(shop: &Shop, access: &CartAccess, id: Uuid, code: &str) -> Result<CartView, ShopError> {
+pub async fn remove_coupon(
+    shop: &Shop,
+    access: &CartAccess,
+    id: Uuid,
+    code: &str,
+) -> Result<CartView, ShopError> {
     let code = crate::pricing::normalize_code(code)?;
     let mut o = open(shop, access, id).await?;
     let codes: Vec<String> = coupon_codes(&o.cart)
@@ -321,7 +354,12 @@ pub(crate) fn coupon_codes(cart: &CartRow) -> Vec<String> {
 
 /// Merges a guest cart into the customer's open cart (creating it from the guest cart when
 /// the customer has none). Called at login.
-pub async fn merge_guest_cart(shop: &Shop, user: UserId, guest: Uuid, token: &str) -> Result<CartView, ShopError> {
+pub async fn merge_guest_cart(
+    shop: &Shop,
+    user: UserId,
+    guest: Uuid,
+    token: &str,
+) -> Result<CartView, ShopError> {
     let now = shop.now();
     let mut tx = shop.db.begin().await?;
     let mut guest_cart = store::lock_cart(&mut tx, guest)
@@ -329,7 +367,10 @@ pub async fn merge_guest_cart(shop: &Shop, user: UserId, guest: Uuid, token: &st
         .filter(|c| c.user_id.is_nil() && token_hash(token) == c.token_hash)
         .ok_or(ShopError::NotFound("cart"))?;
     if guest_cart.status != "open" {
-        return Err(ShopError::conflict("cart_not_open", "the guest cart was already merged or checked out"));
+        return Err(ShopError::conflict(
+            "cart_not_open",
+            "the guest cart was already merged or checked out",
+        ));
     }
     let guest_items = store::items_in_tx(&mut tx, guest_cart.user_id, guest_cart.id).await?;
     let mut target = match store::open_cart_of(&mut tx, user.0).await? {
@@ -348,16 +389,22 @@ pub async fn merge_guest_cart(shop: &Shop, user: UserId, guest: Uuid, token: &st
     };
     let existing = store::items_in_tx(&mut tx, target.user_id, target.id).await?;
     for item in guest_items {
-        let have = existing.iter().find(|i| i.variant_id == item.variant_id).map_or(0, |i| i.quantity);
+        let have = existing
+            .iter()
+            .find(|i| i.variant_id == item.variant_id)
+            .map_or(0, |i| i.quantity);
         let quantity = item.quantity.min(MAX_LINE_QUANTITY - have);
         if quantity > 0 {
-            store::add_item(&mut tx, &CartItemRow {
-                user_id: target.user_id,
-                cart_id: target.id,
-                id: Uuid::now_v7(),
-                quantity,
-                ..item
-            })
+            store::add_item(
+                &mut tx,
+                &CartItemRow {
+                    user_id: target.user_id,
+                    cart_id: target.id,
+                    id: Uuid::now_v7(),
+                    quantity,
+                    ..item
+                },
+            )
             .await?;
         }
     }
@@ -416,7 +463,11 @@ pub async fn abandoned(shop: &Shop, idle: Duration) -> Result<AbandonedCarts, Sh
         idle_minutes: idle.num_minutes(),
         by_currency: rows
             .into_iter()
-            .map(|(currency, carts, value_minor)| AbandonedInCurrency { currency, carts, value_minor })
+            .map(|(currency, carts, value_minor)| AbandonedInCurrency {
+                currency,
+                carts,
+                value_minor,
+            })
             .collect(),
     })
 }

@@ -109,7 +109,11 @@ fn checkout_view(order: &OrderRow, payment: &PaymentRow) -> Result<CheckoutView,
     })
 }
 
-pub async fn checkout(shop: &Shop, actor: &Actor, req: CheckoutRequest) -> Result<CheckoutView, ShopError> {
+pub async fn checkout(
+    shop: &Shop,
+    actor: &Actor,
+    req: CheckoutRequest,
+) -> Result<CheckoutView, ShopError> {
     let user = actor.user_id;
     let cart = cart_store::find_cart(&shop.db, req.cart_id)
         .await?
@@ -119,10 +123,16 @@ pub async fn checkout(shop: &Shop, actor: &Actor, req: CheckoutRequest) -> Resul
         return existing_order(shop, actor, cart.id).await;
     }
     if cart.status != "open" {
-        return Err(ShopError::conflict("cart_not_open", format!("the cart is {}", cart.status)));
+        return Err(ShopError::conflict(
+            "cart_not_open",
+            format!("the cart is {}", cart.status),
+        ));
     }
     if cart.prices_locked_until <= shop.now() {
-        let access = crate::cart::CartAccess { user: Some(user), token: None };
+        let access = crate::cart::CartAccess {
+            user: Some(user),
+            token: None,
+        };
         let repriced = crate::cart::get(shop, &access, cart.id, None).await?;
         return Err(ShopError::conflict_with(
             "cart_repriced",
@@ -136,7 +146,12 @@ pub async fn checkout(shop: &Shop, actor: &Actor, req: CheckoutRequest) -> Resul
     }
     let destination = Destination {
         country: req.address.country.as_str().to_owned(),
-        region: req.address.region.clone().unwrap_or_default().to_uppercase(),
+        region: req
+            .address
+            .region
+            .clone()
+            .unwrap_or_default()
+            .to_uppercase(),
         shipping_method: req.shipping_method.clone(),
     };
     let priced = price_cart(shop, &cart, &items, &destination).await?;
@@ -154,17 +169,37 @@ pub async fn checkout(shop: &Shop, actor: &Actor, req: CheckoutRequest) -> Resul
         .collect();
     let reservation = shop
         .engine
-        .reserve(Attempt::Stock { user, lines, ttl: shop.config.checkout.payment_window })
+        .reserve(Attempt::Stock {
+            user,
+            lines,
+            ttl: shop.config.checkout.payment_window,
+        })
         .await?;
-    let placed = place_order(shop, actor, &cart, &priced, &req, &shipping.code, reservation.id).await;
+    let placed = place_order(
+        shop,
+        actor,
+        &cart,
+        &priced,
+        &req,
+        &shipping.code,
+        reservation.id,
+    )
+    .await;
     let (order, payment) = match placed {
         Ok(p) => p,
         Err(e) => {
             let mut tx = shop.db.begin().await?;
-            crate::inventory::reservations::release_in(&mut tx, user, reservation.id, shop.now()).await?;
+            crate::inventory::reservations::release_in(&mut tx, user, reservation.id, shop.now())
+                .await?;
             tx.commit().await?;
             shop.catalog_version.bump();
-            if matches!(&e, ShopError::Conflict { code: "already_checked_out", .. }) {
+            if matches!(
+                &e,
+                ShopError::Conflict {
+                    code: "already_checked_out",
+                    ..
+                }
+            ) {
                 return existing_order(shop, actor, cart.id).await;
             }
             return Err(e);
@@ -187,9 +222,21 @@ async fn charge(
         currency: payment.currency.clone(),
         token: token.to_owned(),
     };
-    let answer = tokio::time::timeout(shop.config.checkout.gateway_timeout, shop.gateway.charge(&request)).await;
-    if shop.config.checkout.faults.after_charge.load(Ordering::SeqCst) {
-        return Err(ShopError::internal(anyhow::anyhow!("injected fault after the charge")));
+    let answer = tokio::time::timeout(
+        shop.config.checkout.gateway_timeout,
+        shop.gateway.charge(&request),
+    )
+    .await;
+    if shop
+        .config
+        .checkout
+        .faults
+        .after_charge
+        .load(Ordering::SeqCst)
+    {
+        return Err(ShopError::internal(anyhow::anyhow!(
+            "injected fault after the charge"
+        )));
     }
     let report = match answer {
         Ok(Ok(p)) => Report::from_provider(&p),
@@ -197,7 +244,9 @@ async fn charge(
         Ok(Err(emporium_payments::GatewayError::Refused(_))) => Report::failed("refused"),
         // No answer in time: the order is cancelled and its stock released; if the provider
         // captured anyway, reconciliation refunds it.
-        Ok(Err(emporium_payments::GatewayError::Unavailable(_))) | Err(_) => Report::failed("timeout"),
+        Ok(Err(emporium_payments::GatewayError::Unavailable(_))) | Err(_) => {
+            Report::failed("timeout")
+        }
     };
     let applied = payments::apply(shop, actor.user_id, payment.id, &report, None).await?;
     let _ = order;
@@ -209,7 +258,8 @@ async fn existing_order(shop: &Shop, actor: &Actor, cart: Uuid) -> Result<Checko
     let mut tx = shop.db.begin().await?;
     let order = order_store::order_for_cart(&mut tx, actor.user_id.0, cart).await?;
     drop(tx);
-    let order = order.ok_or_else(|| ShopError::conflict("cart_not_open", "the cart is not open"))?;
+    let order =
+        order.ok_or_else(|| ShopError::conflict("cart_not_open", "the cart is not open"))?;
     let payment = payment_store::payments_of_order(&shop.db, actor.user_id.0, order.id)
         .await?
         .pop()
@@ -235,14 +285,32 @@ async fn place_order(
         .unwrap_or_default();
     let mut tx = shop.db.begin().await?;
     if !cart_store::close_cart(&mut tx, user, cart.id, now).await? {
-        return Err(ShopError::conflict("already_checked_out", "the cart was checked out at the same time"));
+        return Err(ShopError::conflict(
+            "already_checked_out",
+            "the cart was checked out at the same time",
+        ));
     }
     for coupon in &priced.coupons {
         if !emporium_store::pricing::use_coupon(&mut tx, coupon.id).await? {
-            return Err(ShopError::conflict_with("coupon_used_up", "the coupon has been used up", serde_json::json!({ "coupon": coupon.code })));
+            return Err(ShopError::conflict_with(
+                "coupon_used_up",
+                "the coupon has been used up",
+                serde_json::json!({ "coupon": coupon.code }),
+            ));
         }
-        if !emporium_store::pricing::use_coupon_by(&mut tx, user, coupon.id, coupon.per_customer_limit).await? {
-            return Err(ShopError::conflict_with("coupon_limit_reached", "you have used this coupon as often as allowed", serde_json::json!({ "coupon": coupon.code })));
+        if !emporium_store::pricing::use_coupon_by(
+            &mut tx,
+            user,
+            coupon.id,
+            coupon.per_customer_limit,
+        )
+        .await?
+        {
+            return Err(ShopError::conflict_with(
+                "coupon_limit_reached",
+                "you have used this coupon as often as allowed",
+                serde_json::json!({ "coupon": coupon.code }),
+            ));
         }
     }
     let order = order_row(cart, priced, req, shipping_method, reservation, email, now);
@@ -301,7 +369,12 @@ fn order_row(
             TaxMode::Exclusive => "exclusive",
         }
         .to_owned(),
-        coupon_codes: q.discounts.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>().join(","),
+        coupon_codes: q
+            .discounts
+            .iter()
+            .map(|(c, _)| c.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
         shipping_method: shipping_method.to_owned(),
         shipping_address: Json(serde_json::json!({
             "name": a.name, "line1": a.line1, "line2": a.line2, "city": a.city,

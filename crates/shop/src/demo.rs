@@ -218,20 +218,44 @@ async fn insert_catalog(
 /// Standard VAT rates (basis points) of the demo customers' main countries (the UCI
 /// dataset's customers are mostly in the UK and the EU).
 const DEMO_TAX_RATES: &[(&str, &str, i64)] = &[
-    ("GB", "VAT", 2000), ("DE", "MwSt", 1900), ("FR", "TVA", 2000), ("ES", "IVA", 2100),
-    ("BE", "BTW", 2100), ("CH", "MWST", 810), ("PT", "IVA", 2300), ("IT", "IVA", 2200),
-    ("FI", "ALV", 2550), ("NO", "MVA", 2500), ("AT", "USt", 2000), ("AU", "GST", 1000),
-    ("NL", "BTW", 2100), ("DK", "moms", 2500), ("SE", "moms", 2500), ("JP", "JCT", 1000),
-    ("IE", "VAT", 2300), ("PL", "VAT", 2300), ("CY", "VAT", 1900), ("GR", "FPA", 2400),
-    ("CA", "GST", 500), ("IS", "VSK", 2400), ("MT", "VAT", 1800), ("LT", "PVM", 2100),
-    ("CZ", "DPH", 2100), ("IL", "VAT", 1800), ("SG", "GST", 900), ("AE", "VAT", 500),
-    ("BH", "VAT", 1000), ("SA", "VAT", 1500), ("ZA", "VAT", 1500), ("BR", "ICMS", 1700),
+    ("GB", "VAT", 2000),
+    ("DE", "MwSt", 1900),
+    ("FR", "TVA", 2000),
+    ("ES", "IVA", 2100),
+    ("BE", "BTW", 2100),
+    ("CH", "MWST", 810),
+    ("PT", "IVA", 2300),
+    ("IT", "IVA", 2200),
+    ("FI", "ALV", 2550),
+    ("NO", "MVA", 2500),
+    ("AT", "USt", 2000),
+    ("AU", "GST", 1000),
+    ("NL", "BTW", 2100),
+    ("DK", "moms", 2500),
+    ("SE", "moms", 2500),
+    ("JP", "JCT", 1000),
+    ("IE", "VAT", 2300),
+    ("PL", "VAT", 2300),
+    ("CY", "VAT", 1900),
+    ("GR", "FPA", 2400),
+    ("CA", "GST", 500),
+    ("IS", "VSK", 2400),
+    ("MT", "VAT", 1800),
+    ("LT", "PVM", 2100),
+    ("CZ", "DPH", 2100),
+    ("IL", "VAT", 1800),
+    ("SG", "GST", 900),
+    ("AE", "VAT", 500),
+    ("BH", "VAT", 1000),
+    ("SA", "VAT", 1500),
+    ("ZA", "VAT", 1500),
+    ("BR", "ICMS", 1700),
     ("LB", "TVA", 1100),
 ];
 
 const EU: &[&str] = &[
-    "DE", "FR", "ES", "BE", "PT", "IT", "FI", "AT", "NL", "DK", "SE", "IE", "PL", "CY", "GR",
-    "MT", "LT", "CZ",
+    "DE", "FR", "ES", "BE", "PT", "IT", "FI", "AT", "NL", "DK", "SE", "IE", "PL", "CY", "GR", "MT",
+    "LT", "CZ",
 ];
 
 /// Tax rates, shipping methods and FX rates for the demo customers' countries.
@@ -242,13 +266,44 @@ async fn checkout_setup(shop: &Shop) -> Result<(), ShopError> {
 
     use crate::pricing::{NewShippingMethod, set_fx_rate, set_shipping_method, set_tax_rate};
     for (country, name, bp) in DEMO_TAX_RATES {
-        set_tax_rate(shop, CountryCode::parse(country)?, None, (*name).to_owned(), *bp).await?;
+        set_tax_rate(
+            shop,
+            CountryCode::parse(country)?,
+            None,
+            (*name).to_owned(),
+            *bp,
+        )
+        .await?;
     }
     let methods = [
-        ("uk-standard", "UK standard (2-3 days)", vec!["GB".to_owned()], 395, Some(5000)),
-        ("uk-express", "UK express (next day)", vec!["GB".to_owned()], 795, None),
-        ("eu-standard", "Europe standard", EU.iter().map(|c| (*c).to_owned()).collect(), 995, Some(15_000)),
-        ("international", "International", vec!["*".to_owned()], 1995, None),
+        (
+            "uk-standard",
+            "UK standard (2-3 days)",
+            vec!["GB".to_owned()],
+            395,
+            Some(5000),
+        ),
+        (
+            "uk-express",
+            "UK express (next day)",
+            vec!["GB".to_owned()],
+            795,
+            None,
+        ),
+        (
+            "eu-standard",
+            "Europe standard",
+            EU.iter().map(|c| (*c).to_owned()).collect(),
+            995,
+            Some(15_000),
+        ),
+        (
+            "international",
+            "International",
+            vec!["*".to_owned()],
+            1995,
+            None,
+        ),
     ];
     for (code, name, countries, rate_minor, free_over_minor) in methods {
         let method = NewShippingMethod {
@@ -261,7 +316,13 @@ async fn checkout_setup(shop: &Shop) -> Result<(), ShopError> {
         };
         set_shipping_method(shop, method).await?;
     }
-    for (currency, rate) in [("EUR", "1.15"), ("USD", "1.27"), ("JPY", "190"), ("CHF", "1.12"), ("SEK", "13.4")] {
+    for (currency, rate) in [
+        ("EUR", "1.15"),
+        ("USD", "1.27"),
+        ("JPY", "190"),
+        ("CHF", "1.12"),
+        ("SEK", "13.4"),
+    ] {
         set_fx_rate(shop, Currency::parse(currency)?, FxRate::parse(rate)?).await?;
     }
     Ok(())

@@ -103,9 +103,10 @@ impl From<StoreError> for ShopError {
                 "insufficient_stock",
                 "the change would make stock negative or below what is reserved",
             ),
-            Some(Constraint::CouponCodeTaken) => {
-                ("coupon_code_taken", "a coupon with this code already exists")
-            }
+            Some(Constraint::CouponCodeTaken) => (
+                "coupon_code_taken",
+                "a coupon with this code already exists",
+            ),
             Some(Constraint::CouponUsedUp) => ("coupon_used_up", "the coupon has been used up"),
             Some(Constraint::OrderForCart) => (
                 "already_checked_out",

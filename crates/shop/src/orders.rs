@@ -108,7 +108,12 @@ async fn view(shop: &Shop, o: &OrderRow, seller: Option<Uuid>) -> Result<OrderVi
         total_minor: o.total_minor,
         refunded_minor: o.refunded_minor,
         tax_mode: o.tax_mode.clone(),
-        coupons: o.coupon_codes.split(',').filter(|c| !c.is_empty()).map(str::to_owned).collect(),
+        coupons: o
+            .coupon_codes
+            .split(',')
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned)
+            .collect(),
         shipping_method: o.shipping_method.clone(),
         shipping_address: o.shipping_address.0.clone(),
         cancel_reason: o.cancel_reason.clone(),
@@ -127,9 +132,20 @@ async fn view(shop: &Shop, o: &OrderRow, seller: Option<Uuid>) -> Result<OrderVi
                 total_minor: l.total_minor,
             })
             .collect(),
-        fulfilments: fulfilments.into_iter().filter(|f| mine(f.seller_id)).map(fulfilment_view).collect(),
-        payments: if seller.is_some() { Vec::new() } else { payments.iter().map(crate::payments::view).collect() },
-        returns: returns.iter().map(returns::view).collect::<Result<_, _>>()?,
+        fulfilments: fulfilments
+            .into_iter()
+            .filter(|f| mine(f.seller_id))
+            .map(fulfilment_view)
+            .collect(),
+        payments: if seller.is_some() {
+            Vec::new()
+        } else {
+            payments.iter().map(crate::payments::view).collect()
+        },
+        returns: returns
+            .iter()
+            .map(returns::view)
+            .collect::<Result<_, _>>()?,
         created_at: o.created_at,
         paid_at: o.paid_at,
     })
@@ -174,12 +190,34 @@ pub struct OrderQuery {
     pub limit: i64,
 }
 
-pub async fn list_own(shop: &Shop, actor: &Actor, q: OrderQuery) -> Result<Vec<OrderSummary>, ShopError> {
-    list(shop, OrderFilter { user_id: Some(actor.user_id.0), ..filter(q) }).await
+pub async fn list_own(
+    shop: &Shop,
+    actor: &Actor,
+    q: OrderQuery,
+) -> Result<Vec<OrderSummary>, ShopError> {
+    list(
+        shop,
+        OrderFilter {
+            user_id: Some(actor.user_id.0),
+            ..filter(q)
+        },
+    )
+    .await
 }
 
-pub async fn list_for_seller(shop: &Shop, actor: &Actor, q: OrderQuery) -> Result<Vec<OrderSummary>, ShopError> {
-    list(shop, OrderFilter { seller_id: Some(actor.user_id.0), ..filter(q) }).await
+pub async fn list_for_seller(
+    shop: &Shop,
+    actor: &Actor,
+    q: OrderQuery,
+) -> Result<Vec<OrderSummary>, ShopError> {
+    list(
+        shop,
+        OrderFilter {
+            seller_id: Some(actor.user_id.0),
+            ..filter(q)
+        },
+    )
+    .await
 }
 
 pub async fn list_all(shop: &Shop, q: OrderQuery) -> Result<Vec<OrderSummary>, ShopError> {
@@ -199,7 +237,11 @@ fn filter(q: OrderQuery) -> OrderFilter {
 }
 
 async fn list(shop: &Shop, f: OrderFilter) -> Result<Vec<OrderSummary>, ShopError> {
-    store::list_orders(&shop.db, &f).await?.iter().map(summary).collect()
+    store::list_orders(&shop.db, &f)
+        .await?
+        .iter()
+        .map(summary)
+        .collect()
 }
 
 /// A seller ships its group of an order (or delivers it, when `delivered`).
@@ -211,10 +253,14 @@ pub async fn update_shipment(
     tracking: Option<String>,
     delivered: bool,
 ) -> Result<OrderView, ShopError> {
-    let found = store::find_order_by_id(&shop.db, id).await?.ok_or(ShopError::NotFound("order"))?;
+    let found = store::find_order_by_id(&shop.db, id)
+        .await?
+        .ok_or(ShopError::NotFound("order"))?;
     let now = shop.now();
     let mut tx = shop.db.begin().await?;
-    let mut order = store::lock_order(&mut tx, found.user_id, id).await?.ok_or(ShopError::NotFound("order"))?;
+    let mut order = store::lock_order(&mut tx, found.user_id, id)
+        .await?
+        .ok_or(ShopError::NotFound("order"))?;
     let groups = store::fulfilments_in_tx(&mut tx, order.user_id, order.id).await?;
     let mut group = groups
         .iter()
@@ -224,7 +270,9 @@ pub async fn update_shipment(
     let (from, event) = if delivered {
         group.status = "delivered".to_owned();
         group.delivered_at = Some(now);
-        let all = groups.iter().all(|g| g.seller_id == group.seller_id || g.status == "delivered");
+        let all = groups
+            .iter()
+            .all(|g| g.seller_id == group.seller_id || g.status == "delivered");
         ("shipped", all.then_some(OrderEvent::Delivered))
     } else {
         let clean = |v: Option<String>, field: &str| -> Result<String, Invalid> {
@@ -238,26 +286,46 @@ pub async fn update_shipment(
         group.tracking = Some(clean(tracking, "tracking_number")?);
         group.status = "shipped".to_owned();
         group.shipped_at = Some(now);
-        let all = groups.iter().all(|g| g.seller_id == group.seller_id || g.status != "pending");
+        let all = groups
+            .iter()
+            .all(|g| g.seller_id == group.seller_id || g.status != "pending");
         ("pending", Some(OrderEvent::Shipped { all_shipped: all }))
     };
     let status = OrderStatus::parse(&order.status)?;
     let next = match event {
         Some(e) => Some(status.apply(e).ok_or_else(|| {
-            ShopError::conflict("illegal_transition", format!("an order that is {} cannot do that", status.as_str()))
+            ShopError::conflict(
+                "illegal_transition",
+                format!("an order that is {} cannot do that", status.as_str()),
+            )
         })?),
         None => None,
     };
     if !store::update_fulfilment(&mut tx, &group, from).await? {
-        return Err(ShopError::conflict("illegal_transition", format!("this shipment is not {from}")));
+        return Err(ShopError::conflict(
+            "illegal_transition",
+            format!("this shipment is not {from}"),
+        ));
     }
     if let Some(next) = next
         && next != status
     {
-        store::set_status(&mut tx, order.user_id, order.id, status.as_str(), next.as_str(), now).await?;
+        store::set_status(
+            &mut tx,
+            order.user_id,
+            order.id,
+            status.as_str(),
+            next.as_str(),
+            now,
+        )
+        .await?;
         order.status = next.as_str().to_owned();
     }
-    let topic = if delivered { events::ORDER_DELIVERED } else { events::ORDER_SHIPPED };
+    let topic = if delivered {
+        events::ORDER_DELIVERED
+    } else {
+        events::ORDER_SHIPPED
+    };
     let payload = serde_json::json!({
         "order_id": order.id, "seller_id": group.seller_id, "carrier": group.carrier,
         "tracking_number": group.tracking, "status": order.status,
@@ -284,12 +352,18 @@ pub async fn cancel(shop: &Shop, actor: &Actor, id: Uuid) -> Result<OrderView, S
     }
     for p in emporium_store::payments::payments_of_order(&shop.db, order.user_id, order.id).await? {
         if let Some(reference) = p.provider_ref.as_deref() {
-            let _ = tokio::time::timeout(shop.config.checkout.gateway_timeout, shop.gateway.void(reference)).await;
+            let _ = tokio::time::timeout(
+                shop.config.checkout.gateway_timeout,
+                shop.gateway.void(reference),
+            )
+            .await;
         }
     }
     let now = shop.now();
     let mut tx = shop.db.begin().await?;
-    let mut locked = store::lock_order(&mut tx, order.user_id, id).await?.ok_or(ShopError::NotFound("order"))?;
+    let mut locked = store::lock_order(&mut tx, order.user_id, id)
+        .await?
+        .ok_or(ShopError::NotFound("order"))?;
     crate::payments::cancel_in(&mut tx, &mut locked, "cancelled_by_request", now).await?;
     tx.commit().await?;
     shop.catalog_version.bump();

@@ -134,7 +134,11 @@ pub(crate) async fn apply(
         // Already applied: answer with the current state, change nothing.
         drop(tx);
         let (payment, order) = current(shop, user, payment_id).await?;
-        return Ok(Applied { payment, order, fresh: false });
+        return Ok(Applied {
+            payment,
+            order,
+            fresh: false,
+        });
     }
     let mut payment = store::lock_payment(&mut tx, user.0, payment_id)
         .await?
@@ -155,10 +159,18 @@ pub(crate) async fn apply(
     }
     tx.commit().await?;
     shop.catalog_version.bump();
-    Ok(Applied { payment, order, fresh: true })
+    Ok(Applied {
+        payment,
+        order,
+        fresh: true,
+    })
 }
 
-async fn current(shop: &Shop, user: UserId, payment_id: Uuid) -> Result<(PaymentRow, OrderRow), ShopError> {
+async fn current(
+    shop: &Shop,
+    user: UserId,
+    payment_id: Uuid,
+) -> Result<(PaymentRow, OrderRow), ShopError> {
     let payment = store::find_payment(&shop.db, user.0, payment_id)
         .await?
         .ok_or(ShopError::NotFound("payment"))?;
@@ -179,7 +191,9 @@ async fn move_order(
     let user = UserId(order.user_id);
     match payment {
         PaymentStatus::Succeeded if status == OrderStatus::PendingPayment => {
-            match crate::inventory::reservations::commit_in(tx, user, order.reservation_id, now).await {
+            match crate::inventory::reservations::commit_in(tx, user, order.reservation_id, now)
+                .await
+            {
                 Ok(_) => {
                     set_order_status(tx, order, OrderEvent::PaymentSucceeded, now).await?;
                     emit(tx, order, events::ORDER_PAID, now).await?;
@@ -193,7 +207,8 @@ async fn move_order(
             }
         }
         PaymentStatus::Failed | PaymentStatus::Voided if status == OrderStatus::PendingPayment => {
-            let event = serde_json::json!({ "order_id": order.id, "payment_status": payment.as_str() });
+            let event =
+                serde_json::json!({ "order_id": order.id, "payment_status": payment.as_str() });
             crate::events::emit(tx, order.user_id, events::PAYMENT_FAILED, event, now).await?;
             cancel_in(tx, order, "payment_failed", now).await?;
         }
@@ -210,10 +225,18 @@ async fn set_order_status(
 ) -> Result<(), ShopError> {
     let from = OrderStatus::parse(&order.status)?;
     let to = from.apply(event).ok_or_else(|| {
-        ShopError::conflict("illegal_transition", format!("an order that is {} cannot do that", from.as_str()))
+        ShopError::conflict(
+            "illegal_transition",
+            format!("an order that is {} cannot do that", from.as_str()),
+        )
     })?;
-    if !order_store::set_status(tx, order.user_id, order.id, from.as_str(), to.as_str(), now).await? {
-        return Err(ShopError::conflict("order_changed", "the order changed at the same time"));
+    if !order_store::set_status(tx, order.user_id, order.id, from.as_str(), to.as_str(), now)
+        .await?
+    {
+        return Err(ShopError::conflict(
+            "order_changed",
+            "the order changed at the same time",
+        ));
     }
     order.status = to.as_str().to_owned();
     Ok(())
@@ -241,7 +264,12 @@ pub(crate) async fn cancel_in(
     emit(tx, order, events::ORDER_CANCELLED, now).await
 }
 
-pub(crate) async fn emit(tx: &mut Tx, order: &OrderRow, topic: &str, now: DateTime<Utc>) -> Result<(), ShopError> {
+pub(crate) async fn emit(
+    tx: &mut Tx,
+    order: &OrderRow,
+    topic: &str,
+    now: DateTime<Utc>,
+) -> Result<(), ShopError> {
     let payload = serde_json::json!({
         "order_id": order.id,
         "user_id": order.user_id,
@@ -270,7 +298,11 @@ pub async fn confirm(shop: &Shop, actor: &Actor, id: Uuid) -> Result<PaymentView
         ));
     }
     let reference = payment.provider_ref.clone().unwrap_or_default();
-    let answer = tokio::time::timeout(shop.config.checkout.gateway_timeout, shop.gateway.confirm(&reference)).await;
+    let answer = tokio::time::timeout(
+        shop.config.checkout.gateway_timeout,
+        shop.gateway.confirm(&reference),
+    )
+    .await;
     let report = match answer {
         Ok(Ok(p)) => Report::from_provider(&p),
         // No answer: the payment stays as it is; the webhook or reconciliation decides.
@@ -324,16 +356,35 @@ pub async fn webhook(
         // Refunds are applied when Emporium asks for them; the event is only recorded.
         WebhookKind::RefundSucceeded => {
             let mut tx = shop.db.begin().await?;
-            let applied = store::record_event(&mut tx, payment.user_id, provider, &event.id, payment_id, "refund.succeeded", shop.now()).await?;
+            let applied = store::record_event(
+                &mut tx,
+                payment.user_id,
+                provider,
+                &event.id,
+                payment_id,
+                "refund.succeeded",
+                shop.now(),
+            )
+            .await?;
             tx.commit().await?;
-            return Ok(WebhookOutcome { event_id: event.id, applied });
+            return Ok(WebhookOutcome {
+                event_id: event.id,
+                applied,
+            });
         }
     };
     let kind = match event.kind {
         WebhookKind::PaymentSucceeded => "payment.succeeded",
         _ => "payment.failed",
     };
-    let applied = apply(shop, UserId(payment.user_id), payment_id, &report, Some((provider, &event.id, kind))).await?;
+    let applied = apply(
+        shop,
+        UserId(payment.user_id),
+        payment_id,
+        &report,
+        Some((provider, &event.id, kind)),
+    )
+    .await?;
     Ok(WebhookOutcome {
         event_id: event.id,
         applied: applied.fresh,

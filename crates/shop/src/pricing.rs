@@ -302,15 +302,26 @@ pub fn normalize_code(raw: &str) -> Result<String, Invalid> {
     Ok(code)
 }
 
-fn coupon_row(shop: &Shop, c: &NewCoupon, code: String, batch: Option<String>) -> Result<CouponRow, Invalid> {
+fn coupon_row(
+    shop: &Shop,
+    c: &NewCoupon,
+    code: String,
+    batch: Option<String>,
+) -> Result<CouponRow, Invalid> {
     let (kind, amount) = match c.value {
         CouponValue::Percent(bp) if (1..=10_000).contains(&bp) => ("percent", bp),
         CouponValue::Fixed(minor) if minor > 0 && c.currency.is_some() => ("fixed", minor),
         CouponValue::Percent(_) => {
-            return Err(Invalid::new("amount", "a percentage is 1 to 10000 basis points"));
+            return Err(Invalid::new(
+                "amount",
+                "a percentage is 1 to 10000 basis points",
+            ));
         }
         CouponValue::Fixed(_) => {
-            return Err(Invalid::new("amount", "a fixed amount is positive and names its currency"));
+            return Err(Invalid::new(
+                "amount",
+                "a fixed amount is positive and names its currency",
+            ));
         }
     };
     if let (Some(s), Some(e)) = (c.starts_at, c.ends_at)
@@ -380,7 +391,14 @@ pub async fn create_batch(
     };
     let rows = suffixes
         .into_iter()
-        .map(|suffix| coupon_row(shop, &one_time, format!("{prefix}-{suffix}"), Some(batch.clone())))
+        .map(|suffix| {
+            coupon_row(
+                shop,
+                &one_time,
+                format!("{prefix}-{suffix}"),
+                Some(batch.clone()),
+            )
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let mut tx = shop.db.begin().await?;
     store::insert_coupons(&mut tx, &rows).await?;
@@ -408,7 +426,10 @@ pub(crate) fn rule_of(
         ShopError::conflict_with(code, message, serde_json::json!({ "coupon": row.code }))
     };
     if row.starts_at.is_some_and(|s| now < s) || row.ends_at.is_some_and(|e| now >= e) {
-        return Err(refuse("coupon_not_valid_now", "the coupon is not valid at this time"));
+        return Err(refuse(
+            "coupon_not_valid_now",
+            "the coupon is not valid at this time",
+        ));
     }
     if row.usage_limit.is_some_and(|l| row.times_used >= l) {
         return Err(refuse("coupon_used_up", "the coupon has been used up"));
@@ -423,9 +444,14 @@ pub(crate) fn rule_of(
         if from == currency {
             Ok(amount)
         } else if from == base {
-            Ok(emporium_domain::pricing::convert(amount, base, currency, rate))
+            Ok(emporium_domain::pricing::convert(
+                amount, base, currency, rate,
+            ))
         } else {
-            Err(refuse("coupon_currency_mismatch", "the coupon is for another currency"))
+            Err(refuse(
+                "coupon_currency_mismatch",
+                "the coupon is for another currency",
+            ))
         }
     };
     let value = match row.kind.as_str() {

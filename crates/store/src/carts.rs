@@ -55,12 +55,14 @@ pub async fn insert_cart(tx: &mut Tx, c: &CartRow) -> Result<(), StoreError> {
 
 /// A cart by id alone (guests know only the id and the token).
 pub async fn find_cart(db: &Db, id: Uuid) -> Result<Option<CartRow>, StoreError> {
-    Ok(on_pool!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    Ok(
+        on_pool!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {CART_COLUMNS} FROM carts WHERE id = $1"
     )))
     .bind(id)
     .fetch_optional(p)
-    .await)?)
+    .await)?,
+    )
 }
 
 /// The cart, read inside a write transaction (which on PostgreSQL also locks it).
@@ -126,7 +128,12 @@ pub async fn close_cart(
     Ok(n == 1)
 }
 
-pub async fn reopen_cart(tx: &mut Tx, user: Uuid, id: Uuid, at: DateTime<Utc>) -> Result<(), StoreError> {
+pub async fn reopen_cart(
+    tx: &mut Tx,
+    user: Uuid,
+    id: Uuid,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
     on_tx!(tx, c => sqlx::query(
         "UPDATE carts SET status = 'open', updated_at = $3 WHERE user_id = $1 AND id = $2 AND status = 'checked_out'",
     )
@@ -150,7 +157,11 @@ pub async fn items(db: &Db, user: Uuid, cart: Uuid) -> Result<Vec<CartItemRow>, 
     .await)?)
 }
 
-pub async fn items_in_tx(tx: &mut Tx, user: Uuid, cart: Uuid) -> Result<Vec<CartItemRow>, StoreError> {
+pub async fn items_in_tx(
+    tx: &mut Tx,
+    user: Uuid,
+    cart: Uuid,
+) -> Result<Vec<CartItemRow>, StoreError> {
     Ok(on_tx!(tx, c => sqlx::query_as(
         "SELECT user_id, cart_id, id, variant_id, quantity, unit_price_minor, created_at FROM cart_items \
          WHERE user_id = $1 AND cart_id = $2 ORDER BY id",
@@ -221,7 +232,12 @@ pub async fn set_item_price(
     Ok(())
 }
 
-pub async fn remove_item(tx: &mut Tx, user: Uuid, cart: Uuid, item: Uuid) -> Result<bool, StoreError> {
+pub async fn remove_item(
+    tx: &mut Tx,
+    user: Uuid,
+    cart: Uuid,
+    item: Uuid,
+) -> Result<bool, StoreError> {
     let n = on_tx!(tx, c => sqlx::query("DELETE FROM cart_items WHERE user_id = $1 AND cart_id = $2 AND id = $3")
         .bind(user)
         .bind(cart)
@@ -233,9 +249,12 @@ pub async fn remove_item(tx: &mut Tx, user: Uuid, cart: Uuid, item: Uuid) -> Res
 }
 
 /// Open carts with items not touched since `before`: (count, value per currency).
-pub async fn abandoned(db: &Db, before: DateTime<Utc>) -> Result<Vec<(String, i64, i64)>, StoreError> {
+pub async fn abandoned(
+    db: &Db,
+    before: DateTime<Utc>,
+) -> Result<Vec<(String, i64, i64)>, StoreError> {
     Ok(on_pool!(db, p => sqlx::query_as(
-        "SELECT c.currency, COUNT(DISTINCT c.id), COALESCE(SUM(i.quantity * i.unit_price_minor), 0) \
+        "SELECT c.currency, COUNT(DISTINCT c.id), CAST(COALESCE(SUM(i.quantity * i.unit_price_minor), 0) AS BIGINT) \
          FROM carts c JOIN cart_items i ON i.user_id = c.user_id AND i.cart_id = c.id \
          WHERE c.status = 'open' AND c.updated_at < $1 GROUP BY c.currency ORDER BY c.currency",
     )

@@ -87,7 +87,10 @@ fn classify(err: &sqlx::Error) -> Option<Constraint> {
         Constraint::CouponUsedUp
     } else if is("orders_one_live_per_cart", "orders.user_id, orders.cart_id") {
         Constraint::OrderForCart
-    } else if is("payments_one_success", "payments.user_id, payments.order_id") {
+    } else if is(
+        "payments_one_success",
+        "payments.user_id, payments.order_id",
+    ) {
         Constraint::OnePaymentPerOrder
     } else if name.starts_with("stock_levels_")
         || message.contains("stock_levels")

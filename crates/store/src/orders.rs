@@ -113,7 +113,11 @@ pub async fn insert_order(
 }
 
 /// The order of this customer for this cart, if one was placed.
-pub async fn order_for_cart(tx: &mut Tx, user: Uuid, cart: Uuid) -> Result<Option<OrderRow>, StoreError> {
+pub async fn order_for_cart(
+    tx: &mut Tx,
+    user: Uuid,
+    cart: Uuid,
+) -> Result<Option<OrderRow>, StoreError> {
     Ok(on_tx!(tx, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND cart_id = $2"
     )))
@@ -124,29 +128,37 @@ pub async fn order_for_cart(tx: &mut Tx, user: Uuid, cart: Uuid) -> Result<Optio
 }
 
 pub async fn find_order(db: &Db, user: Uuid, id: Uuid) -> Result<Option<OrderRow>, StoreError> {
-    Ok(on_pool!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    Ok(
+        on_pool!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND id = $2"
     )))
     .bind(user)
     .bind(id)
     .fetch_optional(p)
-    .await)?)
+    .await)?,
+    )
 }
 
 /// An order by id alone (admins and sellers do not know the customer).
 pub async fn find_order_by_id(db: &Db, id: Uuid) -> Result<Option<OrderRow>, StoreError> {
-    Ok(on_pool!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    Ok(
+        on_pool!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1"
     )))
     .bind(id)
     .fetch_optional(p)
-    .await)?)
+    .await)?,
+    )
 }
 
 /// The order, locked for a change of state (PostgreSQL `FOR UPDATE`; SQLite's writer
 /// already serializes).
 pub async fn lock_order(tx: &mut Tx, user: Uuid, id: Uuid) -> Result<Option<OrderRow>, StoreError> {
-    let lock = if tx.backend() == Backend::Postgres { " FOR UPDATE" } else { "" };
+    let lock = if tx.backend() == Backend::Postgres {
+        " FOR UPDATE"
+    } else {
+        ""
+    };
     Ok(on_tx!(tx, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND id = $2{lock}"
     )))
@@ -177,14 +189,24 @@ pub async fn set_status(
     Ok(n == 1)
 }
 
-pub async fn set_cancel_reason(tx: &mut Tx, user: Uuid, id: Uuid, reason: &str) -> Result<(), StoreError> {
+pub async fn set_cancel_reason(
+    tx: &mut Tx,
+    user: Uuid,
+    id: Uuid,
+    reason: &str,
+) -> Result<(), StoreError> {
     on_tx!(tx, c => sqlx::query("UPDATE orders SET cancel_reason = $3 WHERE user_id = $1 AND id = $2")
         .bind(user).bind(id).bind(reason)
         .execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
-pub async fn add_refunded(tx: &mut Tx, user: Uuid, id: Uuid, amount: i64) -> Result<(), StoreError> {
+pub async fn add_refunded(
+    tx: &mut Tx,
+    user: Uuid,
+    id: Uuid,
+    amount: i64,
+) -> Result<(), StoreError> {
     on_tx!(tx, c => sqlx::query("UPDATE orders SET refunded_minor = refunded_minor + $3 WHERE user_id = $1 AND id = $2")
         .bind(user).bind(id).bind(amount)
         .execute(c).await.map(|r| r.rows_affected()))?;
@@ -202,7 +224,11 @@ pub async fn lines(db: &Db, user: Uuid, order: Uuid) -> Result<Vec<OrderLineRow>
     .await)?)
 }
 
-pub async fn fulfilments(db: &Db, user: Uuid, order: Uuid) -> Result<Vec<FulfilmentRow>, StoreError> {
+pub async fn fulfilments(
+    db: &Db,
+    user: Uuid,
+    order: Uuid,
+) -> Result<Vec<FulfilmentRow>, StoreError> {
     Ok(on_pool!(db, p => sqlx::query_as(
         "SELECT user_id, order_id, seller_id, status, carrier, tracking, shipped_at, delivered_at \
          FROM fulfilments WHERE user_id = $1 AND order_id = $2 ORDER BY seller_id",
@@ -212,7 +238,11 @@ pub async fn fulfilments(db: &Db, user: Uuid, order: Uuid) -> Result<Vec<Fulfilm
     .await)?)
 }
 
-pub async fn fulfilments_in_tx(tx: &mut Tx, user: Uuid, order: Uuid) -> Result<Vec<FulfilmentRow>, StoreError> {
+pub async fn fulfilments_in_tx(
+    tx: &mut Tx,
+    user: Uuid,
+    order: Uuid,
+) -> Result<Vec<FulfilmentRow>, StoreError> {
     Ok(on_tx!(tx, c => sqlx::query_as(
         "SELECT user_id, order_id, seller_id, status, carrier, tracking, shipped_at, delivered_at \
          FROM fulfilments WHERE user_id = $1 AND order_id = $2 ORDER BY seller_id",
@@ -223,7 +253,11 @@ pub async fn fulfilments_in_tx(tx: &mut Tx, user: Uuid, order: Uuid) -> Result<V
 }
 
 /// Marks a seller's group shipped (from pending) or delivered (from shipped).
-pub async fn update_fulfilment(tx: &mut Tx, f: &FulfilmentRow, from: &str) -> Result<bool, StoreError> {
+pub async fn update_fulfilment(
+    tx: &mut Tx,
+    f: &FulfilmentRow,
+    from: &str,
+) -> Result<bool, StoreError> {
     let n = on_tx!(tx, c => sqlx::query(
         "UPDATE fulfilments SET status = $4, carrier = $5, tracking = $6, shipped_at = $7, delivered_at = $8 \
          WHERE user_id = $1 AND order_id = $2 AND seller_id = $3 AND status = $9",
@@ -276,7 +310,11 @@ pub async fn list_orders(db: &Db, f: &OrderFilter) -> Result<Vec<OrderRow>, Stor
 }
 
 /// Orders still waiting for payment that were created before `before`.
-pub async fn stale_pending(db: &Db, before: DateTime<Utc>, limit: i64) -> Result<Vec<(Uuid, Uuid)>, StoreError> {
+pub async fn stale_pending(
+    db: &Db,
+    before: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<(Uuid, Uuid)>, StoreError> {
     Ok(on_pool!(db, p => sqlx::query_as(
         "SELECT user_id, id FROM orders WHERE status = 'pending_payment' AND created_at < $1 ORDER BY created_at LIMIT $2",
     )

@@ -42,26 +42,38 @@ pub async fn insert_payment(tx: &mut Tx, p: &PaymentRow) -> Result<(), StoreErro
 }
 
 pub async fn find_payment(db: &Db, user: Uuid, id: Uuid) -> Result<Option<PaymentRow>, StoreError> {
-    Ok(on_pool!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    Ok(
+        on_pool!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {PAYMENT_COLUMNS} FROM payments WHERE user_id = $1 AND id = $2"
     )))
     .bind(user).bind(id)
     .fetch_optional(p)
-    .await)?)
+    .await)?,
+    )
 }
 
 /// A payment by id alone (webhooks carry only Emporium's payment id).
 pub async fn find_payment_by_id(db: &Db, id: Uuid) -> Result<Option<PaymentRow>, StoreError> {
-    Ok(on_pool!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    Ok(
+        on_pool!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1"
     )))
     .bind(id)
     .fetch_optional(p)
-    .await)?)
+    .await)?,
+    )
 }
 
-pub async fn lock_payment(tx: &mut Tx, user: Uuid, id: Uuid) -> Result<Option<PaymentRow>, StoreError> {
-    let lock = if tx.backend() == Backend::Postgres { " FOR UPDATE" } else { "" };
+pub async fn lock_payment(
+    tx: &mut Tx,
+    user: Uuid,
+    id: Uuid,
+) -> Result<Option<PaymentRow>, StoreError> {
+    let lock = if tx.backend() == Backend::Postgres {
+        " FOR UPDATE"
+    } else {
+        ""
+    };
     Ok(on_tx!(tx, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {PAYMENT_COLUMNS} FROM payments WHERE user_id = $1 AND id = $2{lock}"
     )))
@@ -70,13 +82,19 @@ pub async fn lock_payment(tx: &mut Tx, user: Uuid, id: Uuid) -> Result<Option<Pa
     .await)?)
 }
 
-pub async fn payments_of_order(db: &Db, user: Uuid, order: Uuid) -> Result<Vec<PaymentRow>, StoreError> {
-    Ok(on_pool!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+pub async fn payments_of_order(
+    db: &Db,
+    user: Uuid,
+    order: Uuid,
+) -> Result<Vec<PaymentRow>, StoreError> {
+    Ok(
+        on_pool!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {PAYMENT_COLUMNS} FROM payments WHERE user_id = $1 AND order_id = $2 ORDER BY id"
     )))
     .bind(user).bind(order)
     .fetch_all(p)
-    .await)?)
+    .await)?,
+    )
 }
 
 /// Writes a payment's new state (the caller decided the transition under the row lock).
@@ -94,7 +112,11 @@ pub async fn update_payment(tx: &mut Tx, p: &PaymentRow) -> Result<(), StoreErro
 }
 
 /// Payments still undecided since before `before`: (user, id).
-pub async fn open_payments(db: &Db, before: DateTime<Utc>, limit: i64) -> Result<Vec<(Uuid, Uuid)>, StoreError> {
+pub async fn open_payments(
+    db: &Db,
+    before: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<(Uuid, Uuid)>, StoreError> {
     Ok(on_pool!(db, p => sqlx::query_as(
         "SELECT user_id, id FROM payments WHERE status IN ('pending', 'requires_action', 'processing') \
          AND updated_at < $1 ORDER BY updated_at LIMIT $2",
@@ -176,7 +198,11 @@ pub async fn finish_refund(
     Ok(())
 }
 
-pub async fn refunds_of_order(db: &Db, user: Uuid, order: Uuid) -> Result<Vec<RefundRow>, StoreError> {
+pub async fn refunds_of_order(
+    db: &Db,
+    user: Uuid,
+    order: Uuid,
+) -> Result<Vec<RefundRow>, StoreError> {
     Ok(on_pool!(db, p => sqlx::query_as(
         "SELECT user_id, id, payment_id, order_id, amount_minor, reason, status, provider_ref, created_at \
          FROM refunds WHERE user_id = $1 AND order_id = $2 ORDER BY id",

@@ -51,10 +51,12 @@ pub async fn list_fx_rates(db: &Db) -> Result<Vec<FxRateRow>, StoreError> {
 }
 
 pub async fn find_fx_rate(db: &Db, currency: &str) -> Result<Option<i64>, StoreError> {
-    Ok(on_pool!(db, p => sqlx::query_scalar("SELECT rate_e9 FROM fx_rates WHERE currency = $1")
+    Ok(
+        on_pool!(db, p => sqlx::query_scalar("SELECT rate_e9 FROM fx_rates WHERE currency = $1")
         .bind(currency)
         .fetch_optional(p)
-        .await)?)
+        .await)?,
+    )
 }
 
 // ---- Tax rates ------------------------------------------------------------------------
@@ -95,11 +97,7 @@ pub async fn list_tax_rates(db: &Db) -> Result<Vec<TaxRateRow>, StoreError> {
 }
 
 /// The rate for a place: the region's when one is set, else the country's.
-pub async fn tax_rate_for(
-    db: &Db,
-    country: &str,
-    region: &str,
-) -> Result<Option<i64>, StoreError> {
+pub async fn tax_rate_for(db: &Db, country: &str, region: &str) -> Result<Option<i64>, StoreError> {
     Ok(on_pool!(db, p => sqlx::query_scalar(
         "SELECT basis_points FROM tax_rates WHERE country = $1 AND (region = $2 OR region = '') \
          ORDER BY length(region) DESC LIMIT 1",
@@ -199,21 +197,25 @@ pub async fn insert_coupons(tx: &mut Tx, coupons: &[CouponRow]) -> Result<(), St
 }
 
 pub async fn find_coupon(db: &Db, code: &str) -> Result<Option<CouponRow>, StoreError> {
-    Ok(on_pool!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    Ok(
+        on_pool!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COUPON_COLUMNS} FROM coupons WHERE code = $1"
     )))
     .bind(code)
     .fetch_optional(p)
-    .await)?)
+    .await)?,
+    )
 }
 
 pub async fn list_coupons(db: &Db, limit: i64) -> Result<Vec<CouponRow>, StoreError> {
-    Ok(on_pool!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    Ok(
+        on_pool!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COUPON_COLUMNS} FROM coupons ORDER BY created_at DESC, code LIMIT $1"
     )))
     .bind(limit)
     .fetch_all(p)
-    .await)?)
+    .await)?,
+    )
 }
 
 /// Counts one use of a coupon, only while under its total limit. False: used up.
@@ -269,8 +271,10 @@ pub async fn return_coupon_use(tx: &mut Tx, user: Uuid, coupon: Uuid) -> Result<
 }
 
 pub async fn coupon_id_in_tx(tx: &mut Tx, code: &str) -> Result<Option<Uuid>, StoreError> {
-    Ok(on_tx!(tx, c => sqlx::query_scalar("SELECT id FROM coupons WHERE code = $1")
+    Ok(
+        on_tx!(tx, c => sqlx::query_scalar("SELECT id FROM coupons WHERE code = $1")
         .bind(code)
         .fetch_optional(c)
-        .await)?)
+        .await)?,
+    )
 }

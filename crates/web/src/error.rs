@@ -75,6 +75,15 @@ impl ApiError {
             "reservation" => "reservation_not_found",
             "flash_sale" => "flash_sale_not_found",
             "location" => "location_not_found",
+            "cart" => "cart_not_found",
+            "cart_item" => "cart_item_not_found",
+            "coupon" => "coupon_not_found",
+            "order" => "order_not_found",
+            "payment" => "payment_not_found",
+            "provider" => "provider_not_found",
+            "return" => "return_not_found",
+            "fx_rate" => "fx_rate_not_found",
+            "action" => "action_not_found",
             _ => "not_found",
         };
         Self::new(StatusCode::NOT_FOUND, code, format!("{what} not found"))
@@ -128,7 +137,9 @@ impl From<ShopError> for ApiError {
                 e.retry_after_secs = Some(retry_after_secs);
                 e
             }
-            ShopError::BadRequest(code, message) => Self::new(StatusCode::BAD_REQUEST, code, message),
+            ShopError::BadRequest(code, message) => {
+                Self::new(StatusCode::BAD_REQUEST, code, message)
+            }
             ShopError::Unauthenticated(code, message) => {
                 Self::new(StatusCode::UNAUTHORIZED, code, message)
             }

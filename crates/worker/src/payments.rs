@@ -47,7 +47,11 @@ pub async fn deliver_webhooks(shop: Shop, base_url: String, mut shutdown: watch:
         }
         let retry = !failed.is_empty();
         shop.test_gateway.requeue(failed);
-        let wait = if retry { Duration::from_secs(1) } else { Duration::from_secs(3600) };
+        let wait = if retry {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_secs(3600)
+        };
         tokio::select! {
             _ = shop.test_gateway.webhook_ready.notified() => {}
             _ = tokio::time::sleep(wait) => {}

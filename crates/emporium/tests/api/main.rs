@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod catalog;
+mod checkout;
 mod crash;
 mod demo;
 mod flash_sales;

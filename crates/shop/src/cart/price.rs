@@ -4,9 +4,7 @@
 use std::collections::HashMap;
 
 use emporium_domain::money::Currency;
-use emporium_domain::pricing::{
-    CouponRefusal, FxRate, Quote, QuoteInput, TaxMode, convert, quote,
-};
+use emporium_domain::pricing::{CouponRefusal, FxRate, Quote, QuoteInput, TaxMode, convert, quote};
 use emporium_store::carts::{self as store, CartItemRow, CartRow, SellableRow};
 use emporium_store::pricing::{self as pricing_store, ShippingMethodRow};
 use uuid::Uuid;
@@ -109,7 +107,13 @@ fn refusal(r: CouponRefusal) -> ShopError {
 
 /// The shipping cost of `method` for a discounted subtotal, in the cart's currency; `None`
 /// when the method is priced in a currency that cannot be converted.
-fn shipping_cost(m: &ShippingMethodRow, goods: i64, currency: Currency, base: Currency, rate: FxRate) -> Option<i64> {
+fn shipping_cost(
+    m: &ShippingMethodRow,
+    goods: i64,
+    currency: Currency,
+    base: Currency,
+    rate: FxRate,
+) -> Option<i64> {
     let to_cart = |amount: i64| {
         if m.currency == currency.code() {
             Some(amount)
@@ -178,7 +182,10 @@ pub async fn price_cart(
         .collect();
     let mut lines = Vec::with_capacity(items.len());
     for item in items {
-        let f = facts.get(&item.variant_id).cloned().ok_or_else(|| unavailable(item.variant_id))?;
+        let f = facts
+            .get(&item.variant_id)
+            .cloned()
+            .ok_or_else(|| unavailable(item.variant_id))?;
         lines.push((item.clone(), f));
     }
     let mut coupons = Vec::new();
@@ -187,10 +194,19 @@ pub async fn price_cart(
         let row = pricing_store::find_coupon(&shop.db, &code)
             .await?
             .ok_or(ShopError::NotFound("coupon"))?;
-        rules.push(crate::pricing::rule_of(&row, currency, shop.config.checkout.base_currency, rate, now)?);
+        rules.push(crate::pricing::rule_of(
+            &row,
+            currency,
+            shop.config.checkout.base_currency,
+            rate,
+            now,
+        )?);
         coupons.push(row);
     }
-    let line_totals: Vec<i64> = items.iter().map(|i| i.unit_price_minor * i.quantity).collect();
+    let line_totals: Vec<i64> = items
+        .iter()
+        .map(|i| i.unit_price_minor * i.quantity)
+        .collect();
     let tax_mode = shop.config.checkout.tax_mode;
     let tax_bp = pricing_store::tax_rate_for(&shop.db, &destination.country, &destination.region)
         .await?

@@ -53,8 +53,14 @@ pub async fn request_return(
         .await?
         .ok_or(ShopError::NotFound("order"))?;
     let status = OrderStatus::parse(&order.status)?;
-    if !matches!(status, OrderStatus::Fulfilled | OrderStatus::Delivered | OrderStatus::PartiallyRefunded) {
-        return Err(ShopError::conflict("not_returnable", "only shipped or delivered orders can be returned"));
+    if !matches!(
+        status,
+        OrderStatus::Fulfilled | OrderStatus::Delivered | OrderStatus::PartiallyRefunded
+    ) {
+        return Err(ShopError::conflict(
+            "not_returnable",
+            "only shipped or delivered orders can be returned",
+        ));
     }
     let reason = reason.trim().to_owned();
     if reason.is_empty() || reason.len() > 500 {
@@ -71,11 +77,18 @@ pub async fn request_return(
             .find(|o| o.line_no == l.line_no)
             .ok_or_else(|| Invalid::new("lines", format!("the order has no line {}", l.line_no)))?;
         if l.quantity < 1 || l.quantity > ol.quantity {
-            return Err(Invalid::new("quantity", format!("line {} has {} units", l.line_no, ol.quantity)).into());
+            return Err(Invalid::new(
+                "quantity",
+                format!("line {} has {} units", l.line_no, ol.quantity),
+            )
+            .into());
         }
-        amount += emporium_domain::pricing::div_round(i128::from(ol.total_minor) * i128::from(l.quantity), i128::from(ol.quantity))
-            .try_into()
-            .unwrap_or(0i64);
+        amount += emporium_domain::pricing::div_round(
+            i128::from(ol.total_minor) * i128::from(l.quantity),
+            i128::from(ol.quantity),
+        )
+        .try_into()
+        .unwrap_or(0i64);
     }
     let now = shop.now();
     let row = ReturnRow {
@@ -96,16 +109,28 @@ pub async fn request_return(
 }
 
 /// An admin moves a return on: approve, reject, receive (restock) or refund.
-pub async fn decide_return(shop: &Shop, id: Uuid, event: ReturnEvent) -> Result<ReturnView, ShopError> {
+pub async fn decide_return(
+    shop: &Shop,
+    id: Uuid,
+    event: ReturnEvent,
+) -> Result<ReturnView, ShopError> {
     let now = shop.now();
     let mut tx = shop.db.begin().await?;
-    let mut row = store::find_return(&mut tx, id).await?.ok_or(ShopError::NotFound("return"))?;
+    let mut row = store::find_return(&mut tx, id)
+        .await?
+        .ok_or(ShopError::NotFound("return"))?;
     let from = ReturnStatus::parse(&row.status)?;
     let to = from.apply(event).ok_or_else(|| {
-        ShopError::conflict("illegal_transition", format!("a return that is {} cannot do that", from.as_str()))
+        ShopError::conflict(
+            "illegal_transition",
+            format!("a return that is {} cannot do that", from.as_str()),
+        )
     })?;
     if !store::set_return_status(&mut tx, &row, from.as_str(), to.as_str(), now).await? {
-        return Err(ShopError::conflict("return_changed", "the return changed at the same time"));
+        return Err(ShopError::conflict(
+            "return_changed",
+            "the return changed at the same time",
+        ));
     }
     if event == ReturnEvent::Receive {
         restock(shop, &mut tx, &row, now).await?;
@@ -113,7 +138,14 @@ pub async fn decide_return(shop: &Shop, id: Uuid, event: ReturnEvent) -> Result<
     tx.commit().await?;
     row.status = to.as_str().to_owned();
     if event == ReturnEvent::Refund && row.amount_minor > 0 {
-        crate::payments::refund(shop, UserId(row.user_id), row.order_id, Some(row.amount_minor), &format!("return: {}", row.reason)).await?;
+        crate::payments::refund(
+            shop,
+            UserId(row.user_id),
+            row.order_id,
+            Some(row.amount_minor),
+            &format!("return: {}", row.reason),
+        )
+        .await?;
     }
     shop.catalog_version.bump();
     view(&row)
@@ -121,8 +153,14 @@ pub async fn decide_return(shop: &Shop, id: Uuid, event: ReturnEvent) -> Result<
 
 /// Puts returned units back on hand at the first stock location, with a `return` entry in
 /// the ledger.
-async fn restock(shop: &Shop, tx: &mut emporium_store::Tx, r: &ReturnRow, now: DateTime<Utc>) -> Result<(), ShopError> {
-    let lines: Vec<ReturnLine> = serde_json::from_value(r.lines.0.clone()).map_err(ShopError::internal)?;
+async fn restock(
+    shop: &Shop,
+    tx: &mut emporium_store::Tx,
+    r: &ReturnRow,
+    now: DateTime<Utc>,
+) -> Result<(), ShopError> {
+    let lines: Vec<ReturnLine> =
+        serde_json::from_value(r.lines.0.clone()).map_err(ShopError::internal)?;
     let order_lines = store::lines(&shop.db, r.user_id, r.order_id).await?;
     let location = emporium_store::inventory::ensure_location(tx, "main", "main", now).await?;
     for l in lines {
@@ -145,4 +183,3 @@ async fn restock(shop: &Shop, tx: &mut emporium_store::Tx, r: &ReturnRow, now: D
     }
     Ok(())
 }
-

@@ -38,7 +38,11 @@ pub async fn reconcile_once(shop: &Shop) -> Result<ReconcileOutcome, ShopError> 
         let Some(payment) = store::find_payment(&shop.db, user, id).await? else {
             continue;
         };
-        let answer = tokio::time::timeout(config.gateway_timeout, shop.gateway.retrieve(&id.to_string())).await;
+        let answer = tokio::time::timeout(
+            config.gateway_timeout,
+            shop.gateway.retrieve(&id.to_string()),
+        )
+        .await;
         let report = match answer {
             Ok(Ok(Some(p))) => Report::from_provider(&p),
             // The charge never reached the provider (a crash before the call).
@@ -49,10 +53,14 @@ pub async fn reconcile_once(shop: &Shop) -> Result<ReconcileOutcome, ShopError> 
         let report = if report.status.is_open() && overdue {
             // The customer never finished: void at the provider, then cancel.
             if let Some(reference) = &payment.provider_ref {
-                let _ = tokio::time::timeout(config.gateway_timeout, shop.gateway.void(reference)).await;
+                let _ = tokio::time::timeout(config.gateway_timeout, shop.gateway.void(reference))
+                    .await;
             }
             out.expired += 1;
-            Report { status: PaymentStatus::Voided, ..report }
+            Report {
+                status: PaymentStatus::Voided,
+                ..report
+            }
         } else {
             report
         };
@@ -66,9 +74,19 @@ pub async fn reconcile_once(shop: &Shop) -> Result<ReconcileOutcome, ShopError> 
         let Some(payment) = store::find_payment(&shop.db, user, id).await? else {
             continue;
         };
-        match super::refund(shop, UserId(user), payment.order_id, None, "order could not be completed").await {
+        match super::refund(
+            shop,
+            UserId(user),
+            payment.order_id,
+            None,
+            "order could not be completed",
+        )
+        .await
+        {
             Ok(_) => out.refunded += 1,
-            Err(e) => tracing::warn!(payment.id = %id, error = %e, "refund of an orphaned capture failed"),
+            Err(e) => {
+                tracing::warn!(payment.id = %id, error = %e, "refund of an orphaned capture failed")
+            }
         }
     }
     Ok(out)

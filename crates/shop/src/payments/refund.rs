@@ -29,7 +29,9 @@ pub async fn refund(
         .await?
         .into_iter()
         .find(|p| PaymentStatus::parse(&p.status).is_ok_and(|s| s.captured()))
-        .ok_or_else(|| ShopError::conflict("not_refundable", "the order has no captured payment"))?;
+        .ok_or_else(|| {
+            ShopError::conflict("not_refundable", "the order has no captured payment")
+        })?;
     let left = payment.amount_minor - payment.refunded_minor;
     let amount = amount.unwrap_or(left);
     if amount <= 0 || amount > left {
@@ -55,7 +57,11 @@ pub async fn refund(
         reference: payment.provider_ref.clone().unwrap_or_default(),
         amount_minor: amount,
     };
-    let answer = tokio::time::timeout(shop.config.checkout.gateway_timeout, shop.gateway.refund(&request)).await;
+    let answer = tokio::time::timeout(
+        shop.config.checkout.gateway_timeout,
+        shop.gateway.refund(&request),
+    )
+    .await;
     let provider_ref = match answer {
         Ok(Ok(r)) if r.succeeded => r.reference,
         other => {
@@ -64,10 +70,13 @@ pub async fn refund(
             tx.commit().await?;
             return Err(ShopError::conflict(
                 "refund_failed",
-                format!("the payment provider did not refund: {}", match other {
-                    Ok(Err(e)) => e.to_string(),
-                    _ => "no answer in time".to_owned(),
-                }),
+                format!(
+                    "the payment provider did not refund: {}",
+                    match other {
+                        Ok(Err(e)) => e.to_string(),
+                        _ => "no answer in time".to_owned(),
+                    }
+                ),
             ));
         }
     };
@@ -90,15 +99,21 @@ async fn record_success(
     store::finish_refund(&mut tx, user.0, row.id, "succeeded", Some(provider_ref)).await?;
     payment.refunded_minor += row.amount_minor;
     let in_full = payment.refunded_minor >= payment.amount_minor;
-    payment.status = if in_full { PaymentStatus::Refunded } else { PaymentStatus::PartiallyRefunded }
-        .as_str()
-        .to_owned();
+    payment.status = if in_full {
+        PaymentStatus::Refunded
+    } else {
+        PaymentStatus::PartiallyRefunded
+    }
+    .as_str()
+    .to_owned();
     payment.updated_at = now;
     store::update_payment(&mut tx, &payment).await?;
     let mut order = order_store::lock_order(&mut tx, user.0, row.order_id)
         .await?
         .ok_or(ShopError::NotFound("order"))?;
-    let refundable_share = row.amount_minor.min(order.total_minor - order.refunded_minor);
+    let refundable_share = row
+        .amount_minor
+        .min(order.total_minor - order.refunded_minor);
     order_store::add_refunded(&mut tx, user.0, order.id, refundable_share).await?;
     let from = OrderStatus::parse(&order.status)?;
     // A cancelled order (a capture that arrived too late) stays cancelled.

@@ -20,7 +20,10 @@ pub fn router() -> Router<AppState> {
         .route("/carts", post(create))
         .route("/carts/{id}", axum::routing::get(show))
         .route("/carts/{id}/items", post(add_item))
-        .route("/carts/{id}/items/{line_id}", patch(update_item).delete(remove_item))
+        .route(
+            "/carts/{id}/items/{line_id}",
+            patch(update_item).delete(remove_item),
+        )
         .route("/carts/{id}/coupons", post(apply_coupon))
         .route("/carts/{id}/coupons/{code}", delete(remove_coupon))
         .route("/carts/{id}/merge", post(merge))
@@ -73,7 +76,9 @@ async fn show(
     ApiQuery(q): ApiQuery<CartQuery>,
 ) -> ApiResult<axum::Json<CartView>> {
     let country = q.country.as_deref().map(CountryCode::parse).transpose()?;
-    Ok(axum::Json(cart::get(&app.shop, &access(&user, token), id, country).await?))
+    Ok(axum::Json(
+        cart::get(&app.shop, &access(&user, token), id, country).await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -97,7 +102,9 @@ async fn add_item(
     ApiJson(req): ApiJson<AddItem>,
 ) -> ApiResult<axum::Json<CartView>> {
     let sku = Sku::parse(&req.sku)?;
-    Ok(axum::Json(cart::add_item(&app.shop, &access(&user, token), id, sku, req.quantity).await?))
+    Ok(axum::Json(
+        cart::add_item(&app.shop, &access(&user, token), id, sku, req.quantity).await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -117,7 +124,9 @@ async fn update_item(
     ApiPath((id, line)): ApiPath<(Uuid, Uuid)>,
     ApiJson(req): ApiJson<UpdateItem>,
 ) -> ApiResult<axum::Json<CartView>> {
-    Ok(axum::Json(cart::set_quantity(&app.shop, &access(&user, token), id, line, req.quantity).await?))
+    Ok(axum::Json(
+        cart::set_quantity(&app.shop, &access(&user, token), id, line, req.quantity).await?,
+    ))
 }
 
 /// Remove a line.
@@ -130,7 +139,9 @@ async fn remove_item(
     token: CartToken,
     ApiPath((id, line)): ApiPath<(Uuid, Uuid)>,
 ) -> ApiResult<axum::Json<CartView>> {
-    Ok(axum::Json(cart::remove_item(&app.shop, &access(&user, token), id, line).await?))
+    Ok(axum::Json(
+        cart::remove_item(&app.shop, &access(&user, token), id, line).await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -151,7 +162,9 @@ async fn apply_coupon(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(req): ApiJson<ApplyCoupon>,
 ) -> ApiResult<axum::Json<CartView>> {
-    Ok(axum::Json(cart::apply_coupon(&app.shop, &access(&user, token), id, &req.code).await?))
+    Ok(axum::Json(
+        cart::apply_coupon(&app.shop, &access(&user, token), id, &req.code).await?,
+    ))
 }
 
 /// Remove a coupon code.
@@ -164,7 +177,9 @@ async fn remove_coupon(
     token: CartToken,
     ApiPath((id, code)): ApiPath<(Uuid, String)>,
 ) -> ApiResult<axum::Json<CartView>> {
-    Ok(axum::Json(cart::remove_coupon(&app.shop, &access(&user, token), id, &code).await?))
+    Ok(axum::Json(
+        cart::remove_coupon(&app.shop, &access(&user, token), id, &code).await?,
+    ))
 }
 
 /// Merge a guest cart (this id, with its `X-Cart-Token`) into the caller's cart; done
@@ -179,5 +194,7 @@ async fn merge(
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<axum::Json<CartView>> {
     let token = token.unwrap_or_default();
-    Ok(axum::Json(cart::merge_guest_cart(&app.shop, actor.user_id, id, &token).await?))
+    Ok(axum::Json(
+        cart::merge_guest_cart(&app.shop, actor.user_id, id, &token).await?,
+    ))
 }

@@ -10,8 +10,8 @@ use emporium_domain::Invalid;
 use emporium_domain::identity::{PostalAddress, RawAddress};
 use emporium_domain::order::{OrderStatus, ReturnEvent};
 use emporium_shop::checkout::{self, CheckoutRequest, CheckoutView};
-use emporium_shop::orders::{self, OrderQuery, OrderSummary, OrderView, ReturnView};
 use emporium_shop::orders::ReturnLine;
+use emporium_shop::orders::{self, OrderQuery, OrderSummary, OrderView, ReturnView};
 use emporium_shop::payments::{self, PaymentView, WebhookOutcome};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -104,8 +104,15 @@ async fn checkout_cart(
         return Err(Invalid::new("payment_method.type", "must be card").into());
     }
     let token = req.payment_method.token.trim();
-    if token.is_empty() || token.len() > 200 || token.bytes().all(|b| b.is_ascii_digit() || b == b' ') {
-        return Err(Invalid::new("payment_method.token", "send a gateway token, never a card number").into());
+    if token.is_empty()
+        || token.len() > 200
+        || token.bytes().all(|b| b.is_ascii_digit() || b == b' ')
+    {
+        return Err(Invalid::new(
+            "payment_method.token",
+            "send a gateway token, never a card number",
+        )
+        .into());
     }
     let request = CheckoutRequest {
         cart_id: req.cart_id,
@@ -156,7 +163,11 @@ async fn my_orders(
 /// their part of orders that contain their items.
 #[utoipa::path(get, path = "/api/v1/orders/{id}", tag = "orders", security(("bearer" = [])),
     params(("id" = String, Path, format = Uuid)), responses((status = 200, body = OrderView), (status = 404, body = Problem)))]
-async fn show(State(app): State<AppState>, CurrentUser(actor): CurrentUser, ApiPath(id): ApiPath<Uuid>) -> ApiResult<axum::Json<OrderView>> {
+async fn show(
+    State(app): State<AppState>,
+    CurrentUser(actor): CurrentUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<axum::Json<OrderView>> {
     Ok(axum::Json(orders::get(&app.shop, &actor, id).await?))
 }
 
@@ -164,7 +175,11 @@ async fn show(State(app): State<AppState>, CurrentUser(actor): CurrentUser, ApiP
 #[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", tag = "orders", security(("bearer" = [])),
     params(("id" = String, Path, format = Uuid)),
     responses((status = 200, body = OrderView), (status = 404, body = Problem), (status = 409, description = "illegal_transition", body = Problem)))]
-async fn cancel(State(app): State<AppState>, CurrentUser(actor): CurrentUser, ApiPath(id): ApiPath<Uuid>) -> ApiResult<axum::Json<OrderView>> {
+async fn cancel(
+    State(app): State<AppState>,
+    CurrentUser(actor): CurrentUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<axum::Json<OrderView>> {
     Ok(axum::Json(orders::cancel(&app.shop, &actor, id).await?))
 }
 
@@ -218,15 +233,31 @@ async fn ship(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(req): ApiJson<ShipBody>,
 ) -> ApiResult<axum::Json<OrderView>> {
-    Ok(axum::Json(orders::update_shipment(&app.shop, &actor, id, Some(req.carrier), Some(req.tracking_number), false).await?))
+    Ok(axum::Json(
+        orders::update_shipment(
+            &app.shop,
+            &actor,
+            id,
+            Some(req.carrier),
+            Some(req.tracking_number),
+            false,
+        )
+        .await?,
+    ))
 }
 
 /// Mark the seller's shipped group delivered.
 #[utoipa::path(post, path = "/api/v1/seller/orders/{id}/deliver", tag = "orders", security(("bearer" = [])),
     params(("id" = String, Path, format = Uuid)),
     responses((status = 200, body = OrderView), (status = 404, body = Problem), (status = 409, description = "illegal_transition", body = Problem)))]
-async fn deliver(State(app): State<AppState>, SellerUser(actor): SellerUser, ApiPath(id): ApiPath<Uuid>) -> ApiResult<axum::Json<OrderView>> {
-    Ok(axum::Json(orders::update_shipment(&app.shop, &actor, id, None, None, true).await?))
+async fn deliver(
+    State(app): State<AppState>,
+    SellerUser(actor): SellerUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<axum::Json<OrderView>> {
+    Ok(axum::Json(
+        orders::update_shipment(&app.shop, &actor, id, None, None, true).await?,
+    ))
 }
 
 /// All orders, found by id, email or status.
@@ -259,7 +290,9 @@ async fn refund(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(req): ApiJson<RefundBody>,
 ) -> ApiResult<axum::Json<PaymentView>> {
-    Ok(axum::Json(payments::refund_order(&app.shop, id, req.amount_minor, &req.reason).await?))
+    Ok(axum::Json(
+        payments::refund_order(&app.shop, id, req.amount_minor, &req.reason).await?,
+    ))
 }
 
 /// Move a return on: `approve`, `reject`, `receive` (restocks) or `refund`.
@@ -278,14 +311,20 @@ async fn decide_return(
         "refund" => ReturnEvent::Refund,
         _ => return Err(emporium_shop::ShopError::NotFound("action").into()),
     };
-    Ok(axum::Json(orders::decide_return(&app.shop, id, event).await?))
+    Ok(axum::Json(
+        orders::decide_return(&app.shop, id, event).await?,
+    ))
 }
 
 /// Complete a payment that required the customer's action (3-D Secure style).
 #[utoipa::path(post, path = "/api/v1/payments/{id}/confirm", tag = "checkout", security(("bearer" = [])),
     params(("id" = String, Path, format = Uuid)),
     responses((status = 200, body = PaymentView), (status = 404, body = Problem), (status = 409, description = "payment_not_confirmable", body = Problem)))]
-async fn confirm(State(app): State<AppState>, CurrentUser(actor): CurrentUser, ApiPath(id): ApiPath<Uuid>) -> ApiResult<axum::Json<PaymentView>> {
+async fn confirm(
+    State(app): State<AppState>,
+    CurrentUser(actor): CurrentUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<axum::Json<PaymentView>> {
     Ok(axum::Json(payments::confirm(&app.shop, &actor, id).await?))
 }
 
@@ -305,5 +344,7 @@ async fn webhook(
         .get("emporium-signature")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    Ok(axum::Json(payments::webhook(&app.shop, &provider, signature, &body).await?))
+    Ok(axum::Json(
+        payments::webhook(&app.shop, &provider, signature, &body).await?,
+    ))
 }

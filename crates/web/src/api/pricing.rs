@@ -25,7 +25,10 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/currencies", get(currencies))
         .route("/shipping-methods", get(shipping_methods))
-        .route("/admin/fx-rates/{currency}", put(set_fx_rate).delete(remove_fx_rate))
+        .route(
+            "/admin/fx-rates/{currency}",
+            put(set_fx_rate).delete(remove_fx_rate),
+        )
         .route("/admin/tax-rates", get(tax_rates).post(set_tax_rate))
         .route("/admin/shipping-methods", post(set_shipping_method))
         .route("/admin/coupons", get(coupons).post(create_coupon))
@@ -41,8 +44,12 @@ async fn currencies(State(app): State<AppState>) -> ApiResult<axum::Json<Currenc
 
 /// Active shipping methods.
 #[utoipa::path(get, path = "/api/v1/shipping-methods", tag = "pricing", responses((status = 200, body = Items<ShippingMethodView>)))]
-async fn shipping_methods(State(app): State<AppState>) -> ApiResult<axum::Json<Items<ShippingMethodView>>> {
-    Ok(axum::Json(Items { items: pricing::shipping_methods(&app.shop).await? }))
+async fn shipping_methods(
+    State(app): State<AppState>,
+) -> ApiResult<axum::Json<Items<ShippingMethodView>>> {
+    Ok(axum::Json(Items {
+        items: pricing::shipping_methods(&app.shop).await?,
+    }))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -64,7 +71,9 @@ async fn set_fx_rate(
 ) -> ApiResult<axum::Json<FxRateView>> {
     let currency = Currency::parse(&currency)?;
     let rate = FxRate::parse(&req.rate)?;
-    Ok(axum::Json(pricing::set_fx_rate(&app.shop, currency, rate).await?))
+    Ok(axum::Json(
+        pricing::set_fx_rate(&app.shop, currency, rate).await?,
+    ))
 }
 
 /// Disable a currency.
@@ -82,8 +91,13 @@ async fn remove_fx_rate(
 /// Tax rates per country and region.
 #[utoipa::path(get, path = "/api/v1/admin/tax-rates", tag = "pricing", security(("bearer" = [])),
     responses((status = 200, body = Items<TaxRateView>)))]
-async fn tax_rates(State(app): State<AppState>, AdminUser(_admin): AdminUser) -> ApiResult<axum::Json<Items<TaxRateView>>> {
-    Ok(axum::Json(Items { items: pricing::tax_rates(&app.shop).await? }))
+async fn tax_rates(
+    State(app): State<AppState>,
+    AdminUser(_admin): AdminUser,
+) -> ApiResult<axum::Json<Items<TaxRateView>>> {
+    Ok(axum::Json(Items {
+        items: pricing::tax_rates(&app.shop).await?,
+    }))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -106,7 +120,14 @@ async fn set_tax_rate(
     ApiJson(req): ApiJson<TaxRateBody>,
 ) -> ApiResult<(StatusCode, axum::Json<TaxRateView>)> {
     let country = CountryCode::parse(&req.country)?;
-    let view = pricing::set_tax_rate(&app.shop, country, req.region, req.name, req.rate_basis_points).await?;
+    let view = pricing::set_tax_rate(
+        &app.shop,
+        country,
+        req.region,
+        req.name,
+        req.rate_basis_points,
+    )
+    .await?;
     Ok((StatusCode::CREATED, axum::Json(view)))
 }
 
@@ -138,7 +159,10 @@ async fn set_shipping_method(
         currency: Currency::parse(&req.currency)?,
         free_over_minor: req.free_over_minor,
     };
-    Ok((StatusCode::CREATED, axum::Json(pricing::set_shipping_method(&app.shop, method).await?)))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(pricing::set_shipping_method(&app.shop, method).await?),
+    ))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -191,7 +215,10 @@ async fn create_coupon(
     AdminUser(_admin): AdminUser,
     ApiJson(req): ApiJson<CouponBody>,
 ) -> ApiResult<(StatusCode, axum::Json<CouponView>)> {
-    Ok((StatusCode::CREATED, axum::Json(pricing::create_coupon(&app.shop, req.parse()?).await?)))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(pricing::create_coupon(&app.shop, req.parse()?).await?),
+    ))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -215,8 +242,13 @@ async fn create_batch(
 /// Coupons, newest first.
 #[utoipa::path(get, path = "/api/v1/admin/coupons", tag = "pricing", security(("bearer" = [])),
     responses((status = 200, body = Items<CouponView>)))]
-async fn coupons(State(app): State<AppState>, AdminUser(_admin): AdminUser) -> ApiResult<axum::Json<Items<CouponView>>> {
-    Ok(axum::Json(Items { items: pricing::coupons(&app.shop).await? }))
+async fn coupons(
+    State(app): State<AppState>,
+    AdminUser(_admin): AdminUser,
+) -> ApiResult<axum::Json<Items<CouponView>>> {
+    Ok(axum::Json(Items {
+        items: pricing::coupons(&app.shop).await?,
+    }))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -238,5 +270,7 @@ async fn abandoned(
     if !(0..=525_600).contains(&minutes) {
         return Err(Invalid::new("idle_minutes", "must be between 0 and 525600").into());
     }
-    Ok(axum::Json(cart::abandoned(&app.shop, Duration::minutes(minutes)).await?))
+    Ok(axum::Json(
+        cart::abandoned(&app.shop, Duration::minutes(minutes)).await?,
+    ))
 }
