@@ -3,10 +3,11 @@
 //! Layout: `ids` (one UUIDv7 newtype per entity), `money` (currencies and integer minor
 //! units), `identity` (emails, passwords, roles), `catalog` (slugs, SKUs, product rules),
 //! `paging` (cursors and limits), `inventory` (reservation rules), `stock` (locations,
-//! quantities, thresholds). Everything raw that enters the system is parsed into these
-//! types at the edge; inner layers accept only them.
+//! quantities, thresholds), `idempotency` (idempotency keys). Everything raw that enters the
+//! system is parsed into these types at the edge; inner layers accept only them.
 
 pub mod catalog;
+pub mod idempotency;
 pub mod identity;
 pub mod ids;
 pub mod inventory;

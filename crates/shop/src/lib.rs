@@ -5,13 +5,15 @@
 //! Layout: `error` (the error policy of this layer), `clock`, `identity` (accounts, sessions,
 //! addresses, roles), `throttle` (login brute-force protection), `catalog` (categories,
 //! products, variants, the catalog version used by read caches), `events` (outbox topics),
-//! `demo` (the demo catalog and accounts).
+//! `demo` (the demo catalog and accounts), `idempotency` (claims and stored responses of
+//! requests sent with an `Idempotency-Key`).
 
 pub mod catalog;
 pub mod clock;
 pub mod demo;
 mod error;
 pub mod events;
+pub mod idempotency;
 pub mod identity;
 pub mod inventory;
 pub mod sessions;
@@ -30,6 +32,7 @@ pub struct ShopConfig {
     pub password_hashing: identity::HashingCost,
     pub login_throttle: throttle::ThrottleConfig,
     pub engine: inventory::engine::EngineConfig,
+    pub idempotency: idempotency::IdempotencyConfig,
 }
 
 impl Default for ShopConfig {
@@ -39,6 +42,7 @@ impl Default for ShopConfig {
             password_hashing: identity::HashingCost::default(),
             login_throttle: throttle::ThrottleConfig::default(),
             engine: inventory::engine::EngineConfig::default(),
+            idempotency: idempotency::IdempotencyConfig::default(),
         }
     }
 }
