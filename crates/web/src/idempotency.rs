@@ -1,9 +1,9 @@
 //! The `Idempotency-Key` middleware of every mutating route (POST, PUT, PATCH, DELETE).
 //!
 //! A request without the header passes untouched. With it: the key is parsed (400
-//! `invalid_idempotency_key`), the caller's scope resolved (the user of a valid bearer token,
-//! else anonymous), the body buffered (within the body limit) and the key claimed in the
-//! database. Then:
+//! `invalid_idempotency_key`), the caller's scope resolved (the user of the bearer token,
+//! anonymous without one; an invalid token is a 401), the body buffered (within the body
+//! limit) and the key claimed in the database. Then:
 //!
 //! - the key is new: the handler runs, and its answer is stored for 24 hours — unless it is
 //!   a 5xx or a 429 (a transient failure: the claim is dropped so a retry runs again) or the
@@ -120,16 +120,16 @@ fn parse_key(headers: &HeaderMap) -> Result<IdempotencyKey, ApiError> {
     IdempotencyKey::parse(raw).map_err(|e| invalid(&e.message))
 }
 
-/// The user of a valid bearer token; anonymous otherwise (the handler refuses a bad token
-/// itself, and that refusal is an answer like any other).
+/// The user of the bearer token, or anonymous when none was sent. A token that was sent
+/// but is not valid is refused here (401, not stored), as the handler would refuse it: a
+/// keyed request never runs under a scope other than its caller's.
 async fn scope(shop: &Shop, headers: &HeaderMap) -> Result<Scope, ApiError> {
-    let Ok(Some(token)) = bearer(headers) else {
-        return Ok(Scope::Anonymous);
-    };
-    match identity::authenticate(shop, &token).await {
-        Ok(actor) => Ok(Scope::User(actor.user_id)),
-        Err(ShopError::Unauthenticated(..)) => Ok(Scope::Anonymous),
-        Err(e) => Err(e.into()),
+    match bearer(headers)? {
+        None => Ok(Scope::Anonymous),
+        Some(token) => {
+            let actor = identity::authenticate(shop, &token).await?;
+            Ok(Scope::User(actor.user_id))
+        }
     }
 }
 

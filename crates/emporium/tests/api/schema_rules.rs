@@ -9,6 +9,7 @@ const CUSTOMER_TABLES: &[(&str, &str)] = &[
     ("addresses", "user_id"),
     ("sessions", "user_id"),
     ("outbox", "user_id"),
+    ("idempotency_keys", "user_id"),
 ];
 
 /// Every key (primary, unique constraint, unique index) of every table: table → keys.
