@@ -19,7 +19,7 @@ CREATE TABLE idempotency_keys (
     -- may take it over.
     locked_until     TIMESTAMPTZ NOT NULL,
     response_status  INTEGER,
-    response_headers TEXT,
+    response_headers JSONB,
     response_body    BYTEA,
     created_at       TIMESTAMPTZ NOT NULL,
     expires_at       TIMESTAMPTZ NOT NULL,
