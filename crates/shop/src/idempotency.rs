@@ -162,7 +162,10 @@ pub async fn claim(
         if row.locked_until > now {
             return Ok(Claim::InFlight);
         }
-        tracing::warn!(key = key.as_str(), "taking over an abandoned in-flight claim");
+        tracing::warn!(
+            key = key.as_str(),
+            "taking over an abandoned in-flight claim"
+        );
         if take_over(shop, row.claim_id, &claim).await? {
             return Ok(Claim::Acquired(ticket));
         }

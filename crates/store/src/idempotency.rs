@@ -148,11 +148,7 @@ pub async fn abandon(
 }
 
 /// Deletes up to `limit` rows that expired at `now`. Returns how many.
-pub async fn purge_expired(
-    tx: &mut Tx,
-    now: DateTime<Utc>,
-    limit: u32,
-) -> Result<u64, StoreError> {
+pub async fn purge_expired(tx: &mut Tx, now: DateTime<Utc>, limit: u32) -> Result<u64, StoreError> {
     // Row-value IN works on both backends and keeps each purge transaction short.
     Ok(on_tx!(tx, c => sqlx::query(
         "DELETE FROM idempotency_keys WHERE (user_id, idem_key) IN \

@@ -134,7 +134,12 @@ async fn scope(shop: &Shop, headers: &HeaderMap) -> Result<Scope, ApiError> {
 }
 
 /// Runs the handler under the claim, then stores or drops the claim.
-async fn run(shop: Shop, ticket: Ticket, request: Request, next: Next) -> Result<Response, ApiError> {
+async fn run(
+    shop: Shop,
+    ticket: Ticket,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     let guard = ClaimGuard {
         shop: shop.clone(),
         ticket,
@@ -164,7 +169,10 @@ async fn run(shop: Shop, ticket: Ticket, request: Request, next: Next) -> Result
             _ => idempotency::abandon(&shop, &ticket).await,
         };
         if let Err(e) = outcome {
-            tracing::warn!(error = format!("{e:#}"), "could not finish an idempotency claim");
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "could not finish an idempotency claim"
+            );
         }
         bytes
     });
@@ -199,10 +207,7 @@ fn replay(stored: StoredResponse) -> Result<Response, ApiError> {
     *response.status_mut() = status;
     let headers = response.headers_mut();
     for (name, value) in stored.headers {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::try_from(name),
-            HeaderValue::try_from(value),
-        ) {
+        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
             headers.insert(name, value);
         }
     }
@@ -234,7 +239,10 @@ impl Drop for ClaimGuard {
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
                 if let Err(e) = idempotency::abandon(&shop, &ticket).await {
-                    tracing::warn!(error = format!("{e:#}"), "could not drop an idempotency claim");
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        "could not drop an idempotency claim"
+                    );
                 }
             });
         }

@@ -72,8 +72,7 @@ impl Default for HttpConfig {
 pub fn app(state: AppState, config: &HttpConfig) -> Router {
     ops::metrics_handle();
     let header = axum::http::HeaderName::from_static("x-request-id");
-    let idempotent =
-        axum::middleware::from_fn_with_state(state.clone(), idempotency::middleware);
+    let idempotent = axum::middleware::from_fn_with_state(state.clone(), idempotency::middleware);
     Router::new()
         .nest("/api/v1", api::router().route_layer(idempotent))
         .merge(openapi::router())

@@ -16,11 +16,23 @@ use crate::idempotency::{address, address_count, assert_replay_of, keyed};
 use crate::on_both_databases;
 
 /// Sends the same keyed request from `n` tasks at once.
-async fn race(app: &Arc<TestApp>, n: usize, path: &str, body: serde_json::Value, token: &str) -> Vec<TestResponse> {
+async fn race(
+    app: &Arc<TestApp>,
+    n: usize,
+    path: &str,
+    body: serde_json::Value,
+    token: &str,
+) -> Vec<TestResponse> {
     let start = Arc::new(tokio::sync::Barrier::new(n));
     let tasks: Vec<_> = (0..n)
         .map(|_| {
-            let (app, start, path, body, token) = (app.clone(), start.clone(), path.to_owned(), body.clone(), token.to_owned());
+            let (app, start, path, body, token) = (
+                app.clone(),
+                start.clone(),
+                path.to_owned(),
+                body.clone(),
+                token.to_owned(),
+            );
             tokio::spawn(async move {
                 start.wait().await;
                 keyed(&app, Method::POST, &path, Some(body), Some(&token), "race").await

@@ -1,9 +1,9 @@
 //! Accounts: register, login, logout, me, and the caller's addresses.
 
-use axum::{Extension, Router};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
+use axum::{Extension, Router};
 use emporium_domain::identity::{Email, Password, PersonName, PostalAddress, RawAddress};
 use emporium_domain::ids::AddressId;
 use emporium_shop::identity::{self, AddressView, LoginResult, Registration, UserView};
