@@ -90,7 +90,8 @@ impl Request<'_> {
     }
 }
 
-/// A held claim: the right to run the request and store its answer.
+/// One request's claim on a key, made before the claim is written, so whoever holds the
+/// ticket can [`abandon`] the claim even if writing it was interrupted half-way.
 #[derive(Debug, Clone)]
 pub struct Ticket {
     scope: Scope,
@@ -98,11 +99,21 @@ pub struct Ticket {
     claim_id: Uuid,
 }
 
+impl Ticket {
+    pub fn new(scope: Scope, key: IdempotencyKey) -> Self {
+        Self {
+            scope,
+            key,
+            claim_id: Uuid::now_v7(),
+        }
+    }
+}
+
 /// What a claim found.
 #[derive(Debug)]
 pub enum Claim {
     /// This request holds the key: run it.
-    Acquired(Ticket),
+    Acquired,
     /// The key finished before with the same request: answer this.
     Replay(StoredResponse),
     /// The same request holds the key right now.
@@ -111,44 +122,35 @@ pub enum Claim {
     Mismatch,
 }
 
-/// Claims `key` for `request`, or says why not.
-pub async fn claim(
-    shop: &Shop,
-    scope: Scope,
-    key: &IdempotencyKey,
-    request: Request<'_>,
-) -> Result<Claim, ShopError> {
+/// Claims the ticket's key for `request`, or says why not.
+pub async fn claim(shop: &Shop, ticket: &Ticket, request: Request<'_>) -> Result<Claim, ShopError> {
     let fingerprint = fingerprint(&request, shop.config.password_hashing).await?;
+    let key = ticket.key.as_str();
     // A few rounds at most: each lost race means another request changed the row meanwhile.
     for _ in 0..3 {
         let now = shop.now();
         let config = &shop.config.idempotency;
         let claim = NewClaim {
-            user_id: scope.user_id(),
-            key: key.as_str(),
+            user_id: ticket.scope.user_id(),
+            key,
             fingerprint: &fingerprint,
-            claim_id: Uuid::now_v7(),
+            claim_id: ticket.claim_id,
             locked_until: now + config.in_flight_lease,
             created_at: now,
             expires_at: now + config.retention,
         };
-        let ticket = Ticket {
-            scope,
-            key: key.clone(),
-            claim_id: claim.claim_id,
-        };
         let mut tx = shop.db.begin().await?;
         if store::insert_claim(&mut tx, &claim).await? {
             tx.commit().await?;
-            return Ok(Claim::Acquired(ticket));
+            return Ok(Claim::Acquired);
         }
-        let existing = store::find(&mut tx, claim.user_id, key.as_str()).await?;
+        let existing = store::find(&mut tx, claim.user_id, key).await?;
         tx.commit().await?;
         let Some(row) = existing else { continue };
         // Expired but not purged yet: the key is free again, whatever it named before.
         if row.expires_at <= now {
             if take_over(shop, row.claim_id, &claim).await? {
-                return Ok(Claim::Acquired(ticket));
+                return Ok(Claim::Acquired);
             }
             continue;
         }
@@ -162,12 +164,9 @@ pub async fn claim(
         if row.locked_until > now {
             return Ok(Claim::InFlight);
         }
-        tracing::warn!(
-            key = key.as_str(),
-            "taking over an abandoned in-flight claim"
-        );
+        tracing::warn!(key, "taking over an abandoned in-flight claim");
         if take_over(shop, row.claim_id, &claim).await? {
-            return Ok(Claim::Acquired(ticket));
+            return Ok(Claim::Acquired);
         }
     }
     Ok(Claim::InFlight)

@@ -79,10 +79,20 @@ async fn keyed(app: AppState, request: Request, next: Next) -> Result<Response, 
         path,
         body: &bytes,
     };
-    match idempotency::claim(&app.shop, scope, &key, described).await? {
-        Claim::Acquired(ticket) => {
+    // Armed before the claim is written: a request dropped during the write still drops it.
+    let mut guard = ClaimGuard {
+        shop: app.shop.clone(),
+        ticket: Ticket::new(scope, key),
+        armed: true,
+    };
+    let claim = idempotency::claim(&app.shop, &guard.ticket, described).await?;
+    if !matches!(claim, Claim::Acquired) {
+        guard.disarm();
+    }
+    match claim {
+        Claim::Acquired => {
             let request = Request::from_parts(parts, Body::from(bytes));
-            run(app.shop.clone(), ticket, request, next).await
+            run(guard, request, next).await
         }
         Claim::Replay(stored) => replay(stored),
         Claim::InFlight => {
@@ -134,17 +144,8 @@ async fn scope(shop: &Shop, headers: &HeaderMap) -> Result<Scope, ApiError> {
 }
 
 /// Runs the handler under the claim, then stores or drops the claim.
-async fn run(
-    shop: Shop,
-    ticket: Ticket,
-    request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    let guard = ClaimGuard {
-        shop: shop.clone(),
-        ticket,
-        armed: true,
-    };
+async fn run(mut guard: ClaimGuard, request: Request, next: Next) -> Result<Response, ApiError> {
+    let shop = guard.shop.clone();
     let response = next.run(request).await;
     let ticket = guard.disarm();
     let (parts, body) = response.into_parts();
@@ -224,7 +225,7 @@ struct ClaimGuard {
 }
 
 impl ClaimGuard {
-    fn disarm(mut self) -> Ticket {
+    fn disarm(&mut self) -> Ticket {
         self.armed = false;
         self.ticket.clone()
     }

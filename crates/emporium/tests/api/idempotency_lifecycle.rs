@@ -7,7 +7,7 @@ use axum::http::Method;
 use emporium_domain::idempotency::IdempotencyKey;
 use emporium_domain::identity::{Role, UserStatus};
 use emporium_domain::ids::UserId;
-use emporium_shop::idempotency::{self, Claim, Scope};
+use emporium_shop::idempotency::{self, Claim, Scope, Ticket};
 use emporium_worker::{KeyPurge, Outcome};
 use serde_json::json;
 
@@ -93,6 +93,51 @@ on_both_databases! {
         app.assert_stock_equation().await;
     }
 
+    async fn a_429_is_not_stored_so_the_retry_runs(app) {
+        let seller = app.seller("seller@example.com").await;
+        let product = app.product(&seller, "Cup", "CUP-1", 400).await;
+        app.receive(product["variants"][0]["id"].as_str().unwrap(), "main", 10).await;
+        let buyer = app.customer("buyer@example.com").await;
+        let body = json!({"lines": [{"sku": "CUP-1", "quantity": 3}]});
+        // A node whose reservation queue admits nothing.
+        let app = app.reconfigured(|c| c.engine.max_queue = 0);
+        let full = keyed(&app, Method::POST, "/api/v1/reservations", Some(body.clone()), Some(&buyer), "k").await;
+        full.assert_problem(429, "overloaded");
+        let app = app.reconfigured(|_| {});
+        let retried = keyed(&app, Method::POST, "/api/v1/reservations", Some(body.clone()), Some(&buyer), "k").await;
+        assert_eq!(retried.status, 201, "{}", retried.text);
+        assert_eq!(retried.header("idempotent-replayed"), None);
+        let replay = keyed(&app, Method::POST, "/api/v1/reservations", Some(body), Some(&buyer), "k").await;
+        assert_replay_of(&retried, &replay);
+    }
+
+    async fn a_request_stopped_by_the_timeout_leaves_its_key_free(app) {
+        let customer = app.customer("c@example.com").await;
+        let hasty = emporium_web::app(
+            emporium_web::AppState::new(app.shop.clone()),
+            &emporium_web::HttpConfig { request_timeout: std::time::Duration::from_nanos(1), ..Default::default() },
+        );
+        let request = axum::http::Request::post("/api/v1/me/addresses")
+            .header("authorization", format!("Bearer {customer}"))
+            .header("content-type", "application/json")
+            .header("idempotency-key", "k")
+            .body(axum::body::Body::from(serde_json::to_vec(&address("1 A St")).unwrap()))
+            .unwrap();
+        let stopped = tower::ServiceExt::oneshot(hasty, request).await.unwrap();
+        assert_eq!(stopped.status(), 503);
+        // The claim is dropped in the background; the retry never stays stuck on 409.
+        for _ in 0..100 {
+            let retry = keyed(&app, Method::POST, "/api/v1/me/addresses", Some(address("1 A St")), Some(&customer), "k").await;
+            if retry.status != 409 {
+                assert_eq!(retry.status, 201, "{}", retry.text);
+                assert_eq!(address_count(&app, &customer).await, 1);
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the key stayed in flight");
+    }
+
     async fn a_stored_answer_is_replayed_after_a_restart(app) {
         let customer = app.customer("c@example.com").await;
         let first = keyed(&app, Method::POST, "/api/v1/me/addresses", Some(address("1 A St")), Some(&customer), "k").await;
@@ -143,8 +188,9 @@ on_both_databases! {
         let scope = Scope::User(UserId(id.parse().unwrap()));
         let key = IdempotencyKey::parse("k").unwrap();
         let request = idempotency::Request { method: "POST", path, body: &body };
-        let claim = idempotency::claim(&app.shop, scope, &key, request).await.unwrap();
-        assert!(matches!(claim, Claim::Acquired(_)), "{claim:?}");
+        let ticket = Ticket::new(scope, key);
+        let claim = idempotency::claim(&app.shop, &ticket, request).await.unwrap();
+        assert!(matches!(claim, Claim::Acquired), "{claim:?}");
         let busy = keyed(&app, Method::POST, path, Some(address("1 A St")), Some(&customer), "k").await;
         busy.assert_problem(409, "idempotency_key_in_flight");
         keyed(&app, Method::POST, path, Some(address("2 B St")), Some(&customer), "k").await
