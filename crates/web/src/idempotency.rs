@@ -14,8 +14,10 @@
 //! - the same request still runs: 409 `idempotency_key_in_flight` with `Retry-After: 1`.
 //!
 //! If the request is dropped before the handler answers (client gone, timeout, panic), the
-//! claim is dropped too: the handler's transaction rolled back with it. Once the handler has
-//! answered, its answer is stored by a task of its own, so a disconnect cannot lose it.
+//! claim is dropped too: the handler's transaction rolls back with it. (A reservation already
+//! queued in the engine may still be granted; a retry then meets `already_reserved`, which
+//! names it.) Once the handler has answered, its answer is stored by a task of its own, so a
+//! disconnect cannot lose it.
 
 use axum::body::Body;
 use axum::extract::{FromRequest, OriginalUri, Request, State};

@@ -171,6 +171,16 @@ on_both_databases! {
         assert_eq!(ok.status, 201, "{}", ok.text);
     }
 
+    async fn a_keyed_body_over_the_limit_is_413_and_claims_nothing(app) {
+        let customer = app.customer("c@example.com").await;
+        let path = "/api/v1/me/addresses";
+        let huge = address(&"x".repeat(1024 * 1024 + 1));
+        keyed(&app, Method::POST, path, Some(huge), Some(&customer), "k").await
+            .assert_problem(413, "payload_too_large");
+        let r = keyed(&app, Method::POST, path, Some(address("1 A St")), Some(&customer), "k").await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+
     async fn requests_without_a_key_are_untouched(app) {
         let customer = app.customer("c@example.com").await;
         for _ in 0..2 {
