@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use emporium_shop::demo::{self, DemoAccount};
+use emporium_shop::idempotency::IdempotencyConfig;
 use emporium_shop::inventory::engine::{EngineConfig, EngineMode};
 use emporium_shop::{Shop, ShopConfig, SystemClock};
 use emporium_store::{Db, DbConfig};
@@ -109,7 +110,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "naive" => EngineMode::Naive,
         other => anyhow::bail!("--reservation-mode must be batched or naive, not {other}"),
     };
+    let request_timeout = Duration::from_secs(args.request_timeout_secs.max(1));
     let config = ShopConfig {
+        idempotency: idempotency_config(request_timeout),
         engine: EngineConfig {
             mode,
             max_batch: args.batch_max.max(1),
@@ -124,7 +127,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let http = HttpConfig {
         max_body_bytes: args.max_body_bytes,
-        request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
+        request_timeout,
     };
     let app = emporium_web::app(AppState::new(shop.clone()), &http);
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -153,6 +156,21 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     db.close().await;
     Ok(())
+}
+
+/// An in-flight claim must outlive the longest request, or a retry could take over a claim
+/// whose request still runs.
+fn idempotency_config(request_timeout: Duration) -> IdempotencyConfig {
+    let default = IdempotencyConfig::default();
+    let longest = chrono::Duration::from_std(request_timeout)
+        .ok()
+        .and_then(|t| t.checked_add(&chrono::Duration::minutes(1)))
+        .unwrap_or(default.retention);
+    IdempotencyConfig {
+        // Past the retention the key is gone anyway.
+        in_flight_lease: longest.clamp(default.in_flight_lease, default.retention),
+        ..default
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -8,7 +8,8 @@
 //! `demo` (the demo catalog and accounts), `inventory` (stock, reservations, flash sales,
 //! the engine), `pricing` (FX, tax, shipping and coupon reference data), `cart`, `checkout`
 //! (the checkout saga), `payments` (provider results, webhooks, refunds, reconciliation),
-//! `orders` (history, fulfilment, returns).
+//! `orders` (history, fulfilment, returns),
+//! `idempotency` (claims and stored responses of requests sent with an `Idempotency-Key`).
 
 pub mod cart;
 pub mod catalog;
@@ -17,6 +18,7 @@ pub mod clock;
 pub mod demo;
 mod error;
 pub mod events;
+pub mod idempotency;
 pub mod identity;
 pub mod inventory;
 pub mod orders;
@@ -39,6 +41,7 @@ pub struct ShopConfig {
     pub login_throttle: throttle::ThrottleConfig,
     pub engine: inventory::engine::EngineConfig,
     pub checkout: checkout::CheckoutConfig,
+    pub idempotency: idempotency::IdempotencyConfig,
 }
 
 impl Default for ShopConfig {
@@ -49,6 +52,7 @@ impl Default for ShopConfig {
             login_throttle: throttle::ThrottleConfig::default(),
             engine: inventory::engine::EngineConfig::default(),
             checkout: checkout::CheckoutConfig::default(),
+            idempotency: idempotency::IdempotencyConfig::default(),
         }
     }
 }

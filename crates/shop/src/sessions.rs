@@ -75,14 +75,15 @@ async fn run(db: Db, mut rx: mpsc::UnboundedReceiver<Lookup>) {
         );
         match result {
             Ok(rows) => {
-                let mut found: HashMap<(Uuid, Vec<u8>), SessionActorRow> = rows
+                let found: HashMap<(Uuid, Vec<u8>), SessionActorRow> = rows
                     .into_iter()
                     .map(|s| ((s.user_id, s.token_hash.clone()), s))
                     .collect();
+                // Cloned, not removed: concurrent requests with one token share a batch.
                 for lookup in batch {
                     let _ = lookup
                         .reply
-                        .send(Ok(found.remove(&(lookup.user, lookup.hash))));
+                        .send(Ok(found.get(&(lookup.user, lookup.hash)).cloned()));
                 }
             }
             Err(e) => {

@@ -1,6 +1,6 @@
 //! The database: one `Db` over SQLite or PostgreSQL, migrations per backend, and one named
 //! function per query, grouped by business component (`identity`, `catalog`, `inventory`,
-//! `reservations`, `carts`, `pricing`, `orders`, `payments`, `outbox`).
+//! `reservations`, `carts`, `pricing`, `orders`, `payments`, `outbox`, `idempotency`).
 //!
 //! Dialect differences are written out visibly: every query function runs its body through
 //! [`on_pool!`] or [`on_tx!`], which expand it once per backend. Where the SQL text itself
@@ -10,6 +10,7 @@ pub mod carts;
 pub mod catalog;
 mod db;
 mod error;
+pub mod idempotency;
 pub mod identity;
 pub mod inventory;
 pub mod orders;

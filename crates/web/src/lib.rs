@@ -4,13 +4,15 @@
 //!
 //! Layout: `api` (one module per business component, each exporting `router()`), `error`
 //! (the API error type and the error policy), `extract` (rejection-safe extractors and
-//! authentication), `cache` (the catalog read cache with ETags), `ops` (health, readiness,
-//! metrics, request middleware), `openapi` (the generated document).
+//! authentication), `cache` (the catalog read cache with ETags), `idempotency` (the
+//! `Idempotency-Key` middleware of mutating routes), `ops` (health, readiness, metrics,
+//! request middleware), `openapi` (the generated document).
 
 pub mod api;
 pub mod cache;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod openapi;
 pub mod ops;
 
@@ -70,8 +72,9 @@ impl Default for HttpConfig {
 pub fn app(state: AppState, config: &HttpConfig) -> Router {
     ops::metrics_handle();
     let header = axum::http::HeaderName::from_static("x-request-id");
+    let idempotent = axum::middleware::from_fn_with_state(state.clone(), idempotency::middleware);
     Router::new()
-        .nest("/api/v1", api::router())
+        .nest("/api/v1", api::router().route_layer(idempotent))
         .merge(openapi::router())
         .merge(ops::router())
         .fallback(ops::not_found)

@@ -6,13 +6,15 @@
 //! - [`CatalogWatch`] notices catalog writes made by any node sharing the database and moves
 //!   this node's catalog version, so its read cache never serves a stale product for longer
 //!   than one poll interval.
+//! - [`Reaper`] expires reservations and closes ended flash sales.
+//! - [`KeyPurge`] deletes idempotency keys past their retention (24 hours by default).
 //! - [`payments`] reconciles undecided payments and delivers the test gateway's webhooks.
 
 pub mod payments;
 
 use std::time::Duration;
 
-use emporium_shop::{Shop, ShopError, events};
+use emporium_shop::{Shop, ShopError, events, idempotency};
 use emporium_store::outbox;
 use tokio::sync::watch;
 
@@ -155,10 +157,57 @@ impl Reaper {
     }
 }
 
+/// Deletes expired idempotency keys, a batch per step. Every node runs it; concurrent
+/// purges on PostgreSQL just find fewer rows.
+pub struct KeyPurge {
+    shop: Shop,
+}
+
+impl KeyPurge {
+    /// Most keys deleted in one transaction, so a purge never holds the writer long.
+    const BATCH: u32 = 1000;
+    /// Keys outlive their retention by at most this much; nothing depends on it sooner.
+    const INTERVAL: Duration = Duration::from_secs(60);
+
+    pub fn new(shop: Shop) -> Self {
+        Self { shop }
+    }
+
+    pub async fn run_once(&self) -> Result<Outcome, ShopError> {
+        let purged = idempotency::purge_expired(&self.shop, Self::BATCH).await?;
+        Ok(match usize::try_from(purged) {
+            Ok(0) => Outcome::Idle,
+            Ok(n) => Outcome::Worked(n),
+            Err(_) => Outcome::Worked(usize::MAX),
+        })
+    }
+
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            match self.run_once().await {
+                Ok(Outcome::Worked(n)) => {
+                    tracing::debug!(purged = n, "expired idempotency keys deleted");
+                    continue;
+                }
+                Ok(Outcome::Idle) => {}
+                Err(e) => tracing::warn!(error = format!("{e:#}"), "key purge failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Self::INTERVAL) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+}
+
 /// Runs the node's background steps until `shutdown` turns true.
 pub async fn run(shop: Shop, mut shutdown: watch::Receiver<bool>) {
     tokio::spawn(Reaper::new(shop.clone()).run(shutdown.clone()));
     tokio::spawn(payments::reconcile(shop.clone(), shutdown.clone()));
+    tokio::spawn(KeyPurge::new(shop.clone()).run(shutdown.clone()));
     let dispatcher = Dispatcher::new(shop.clone());
     let mut watch = CatalogWatch::new(shop);
     // Short enough that other nodes' catalog writes show within a quarter second.

@@ -176,3 +176,20 @@ on_both_databases! {
         assert!(app.get("/api/v1/me/addresses", Some(&other)).await.body["items"].as_array().unwrap().is_empty());
     }
 }
+
+on_both_databases! {
+    async fn concurrent_requests_with_one_token_all_authenticate(app) {
+        let token = app.customer("c@example.com").await;
+        let app = std::sync::Arc::new(app);
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let (app, token) = (app.clone(), token.clone());
+                tokio::spawn(async move { app.get("/api/v1/me", Some(&token)).await })
+            })
+            .collect();
+        for task in tasks {
+            let r = task.await.unwrap();
+            assert_eq!(r.status, 200, "{}", r.text);
+        }
+    }
+}

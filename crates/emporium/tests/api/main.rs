@@ -10,6 +10,8 @@ mod demo;
 mod flash_sales;
 mod health;
 mod helpers;
+mod idempotency;
+mod idempotency_lifecycle;
 mod identity;
 mod inventory_properties;
 mod openapi;

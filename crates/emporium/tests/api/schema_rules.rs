@@ -23,6 +23,7 @@ const CUSTOMER_TABLES: &[(&str, &str)] = &[
     ("payment_events", "user_id"),
     ("refunds", "user_id"),
     ("returns", "user_id"),
+    ("idempotency_keys", "user_id"),
 ];
 
 /// Every key (primary, unique constraint, unique index) of every table: table → keys.

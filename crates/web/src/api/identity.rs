@@ -1,9 +1,9 @@
 //! Accounts: register, login, logout, me, and the caller's addresses.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
+use axum::{Extension, Router};
 use emporium_domain::identity::{Email, Password, PersonName, PostalAddress, RawAddress};
 use emporium_domain::ids::AddressId;
 use emporium_shop::identity::{self, AddressView, LoginResult, Registration, UserView};
@@ -13,6 +13,7 @@ use super::Items;
 use crate::AppState;
 use crate::error::{ApiResult, Problem};
 use crate::extract::{ApiJson, ApiPath, ClientAddr, CurrentUser};
+use crate::idempotency::DoNotStore;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -67,7 +68,8 @@ pub struct LoginRequest {
     pub guest_cart_token: Option<String>,
 }
 
-/// Log in: returns a bearer token.
+/// Log in: returns a bearer token. The token is never stored for an idempotent replay: a
+/// retry with the same `Idempotency-Key` logs in again (a second session is harmless).
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "identity", request_body = LoginRequest,
     responses((status = 200, body = LoginResult), (status = 401, description = "invalid_credentials", body = Problem),
               (status = 429, description = "too_many_attempts, with Retry-After", body = Problem)))]
@@ -75,7 +77,7 @@ async fn login(
     State(app): State<AppState>,
     ClientAddr(addr): ClientAddr,
     ApiJson(req): ApiJson<LoginRequest>,
-) -> ApiResult<axum::Json<LoginResult>> {
+) -> ApiResult<(Extension<DoNotStore>, axum::Json<LoginResult>)> {
     if req.password.len() > 1024 || req.email.len() > 1024 {
         return Err(emporium_shop::ShopError::Unauthenticated(
             "invalid_credentials",
@@ -83,16 +85,15 @@ async fn login(
         )
         .into());
     }
-    Ok(axum::Json(
-        emporium_shop::cart::login_with_guest_cart(
-            &app.shop,
-            &req.email,
-            &req.password,
-            addr,
-            req.guest_cart_id.zip(req.guest_cart_token),
-        )
-        .await?,
-    ))
+    let session = emporium_shop::cart::login_with_guest_cart(
+        &app.shop,
+        &req.email,
+        &req.password,
+        addr,
+        req.guest_cart_id.zip(req.guest_cart_token),
+    )
+    .await?;
+    Ok((Extension(DoNotStore), axum::Json(session)))
 }
 
 /// Log out: revokes the session of the token.
