@@ -74,6 +74,24 @@ pub enum BenchCommand {
     Catalog(BenchArgs),
     /// Flash-sale reservations: batched engine against the naive design and the HTTP ceiling.
     FlashSale(FlashBenchArgs),
+    /// Whole checkout journeys: cart, item, checkout with payment, order confirmation.
+    Checkout(CheckoutBenchArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CheckoutBenchArgs {
+    /// Also measure on this PostgreSQL (a fresh schema); SQLite is always measured.
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Concurrent customers, each on its own keep-alive connection.
+    #[arg(long, default_value_t = 64)]
+    pub customers: usize,
+    /// Seconds measured per database.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Args)]

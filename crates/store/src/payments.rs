@@ -224,3 +224,17 @@ pub async fn integrity(db: &Db) -> Result<(i64, i64, i64), StoreError> {
     .fetch_one(p)
     .await)?)
 }
+
+/// Checkout integrity for the benchmark: (carts with more than one live order, units of
+/// paid orders, units sold in the stock ledger).
+pub async fn checkout_integrity(db: &Db) -> Result<(i64, i64, i64), StoreError> {
+    Ok(on_pool!(db, p => sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM (SELECT cart_id FROM orders WHERE status <> 'cancelled' \
+                                       GROUP BY user_id, cart_id HAVING COUNT(*) > 1) d), \
+                (SELECT CAST(COALESCE(SUM(l.quantity), 0) AS BIGINT) FROM order_lines l JOIN orders o \
+                   ON o.user_id = l.user_id AND o.id = l.order_id WHERE o.status = 'paid'), \
+                (SELECT CAST(COALESCE(-SUM(delta), 0) AS BIGINT) FROM stock_movements WHERE kind = 'sale')",
+    )
+    .fetch_one(p)
+    .await)?)
+}

@@ -272,7 +272,7 @@ async fn drive(
     .await
 }
 
-async fn open(url: &Option<String>, dir: &std::path::Path) -> anyhow::Result<Db> {
+pub(super) async fn open(url: &Option<String>, dir: &std::path::Path) -> anyhow::Result<Db> {
     let config = match url {
         Some(url) => DbConfig {
             url: url.clone(),
@@ -284,6 +284,17 @@ async fn open(url: &Option<String>, dir: &std::path::Path) -> anyhow::Result<Db>
     let db = Db::connect(&config).await?;
     db.migrate().await?;
     Ok(db)
+}
+
+pub(super) async fn fresh_schema(base: &str) -> anyhow::Result<String> {
+    let schema = format!("bench_{}", Uuid::now_v7().simple());
+    let admin = sqlx::PgPool::connect(base).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&admin)
+        .await?;
+    admin.close().await;
+    let sep = if base.contains('?') { '&' } else { '?' };
+    Ok(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
 }
 
 async fn prepare(

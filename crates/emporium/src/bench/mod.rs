@@ -4,6 +4,7 @@
 //! same noisy machine.
 
 mod catalog;
+mod checkout;
 mod flash;
 pub mod load;
 pub mod server;
@@ -14,6 +15,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Catalog(args) => catalog::run(args).await,
         BenchCommand::FlashSale(args) => flash::run(args).await,
+        BenchCommand::Checkout(args) => checkout::run(args).await,
     }
 }
 

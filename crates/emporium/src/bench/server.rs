@@ -104,6 +104,13 @@ impl Server {
     }
 
     /// Stops the server; hands back its data directory (deleted when dropped).
+    /// The data directory of a started server (empty for a server running elsewhere).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir
+            .as_ref()
+            .map_or(std::path::Path::new(""), |d| d.path())
+    }
+
     pub async fn stop(mut self) -> Option<tempfile::TempDir> {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill().await;
