@@ -148,7 +148,7 @@ pub async fn get(
         .filter(|c| allowed(c, access))
         .ok_or(ShopError::NotFound("cart"))?;
     if cart.status == "open" && cart.prices_locked_until <= shop.now() {
-        let o = open(shop, access, id).await?;
+        let o = open(shop, access, id, &[]).await?;
         return finish(shop, o).await;
     }
     let items = store::items(&shop.db, cart.user_id, cart.id).await?;
@@ -161,10 +161,38 @@ struct Open {
     cart: CartRow,
     items: Vec<CartItemRow>,
     repriced: bool,
+    /// Today's unit prices (at the cart's rate) of the cart's and the requested variants.
+    prices: std::collections::HashMap<Uuid, i64>,
 }
 
-async fn open(shop: &Shop, access: &CartAccess, id: Uuid) -> Result<Open, ShopError> {
+/// Opens a change. Everything read from the pool is read before the write transaction
+/// begins: on PostgreSQL a transaction that waits for a pool connection while holding one
+/// can starve the pool under load.
+async fn open(
+    shop: &Shop,
+    access: &CartAccess,
+    id: Uuid,
+    also: &[Uuid],
+) -> Result<Open, ShopError> {
     let now = shop.now();
+    let peek = store::find_cart(&shop.db, id)
+        .await?
+        .filter(|c| allowed(c, access))
+        .ok_or(ShopError::NotFound("cart"))?;
+    let repriced = peek.prices_locked_until <= now;
+    let currency = Currency::parse(&peek.currency)?;
+    let rate = if repriced {
+        crate::pricing::rate_for(shop, currency).await?
+    } else {
+        emporium_domain::pricing::FxRate::from_e9(peek.fx_rate_e9)?
+    };
+    let mut ids: Vec<Uuid> = store::items(&shop.db, peek.user_id, peek.id)
+        .await?
+        .iter()
+        .map(|i| i.variant_id)
+        .collect();
+    ids.extend_from_slice(also);
+    let prices = price::current_prices(shop, &ids, currency, rate).await?;
     let mut tx = shop.db.begin().await?;
     let mut cart = store::lock_cart(&mut tx, id)
         .await?
@@ -177,9 +205,22 @@ async fn open(shop: &Shop, access: &CartAccess, id: Uuid) -> Result<Open, ShopEr
             serde_json::json!({ "cart_status": cart.status }),
         ));
     }
-    let repriced = cart.prices_locked_until <= now;
+    if cart.prices_locked_until != peek.prices_locked_until {
+        return Err(ShopError::conflict(
+            "cart_changed",
+            "the cart changed at the same time; try again",
+        ));
+    }
     if repriced {
-        reprice(shop, &mut tx, &mut cart, now).await?;
+        cart.fx_rate_e9 = rate.e9();
+        cart.prices_locked_until = now + shop.config.checkout.price_lock;
+        for item in store::items_in_tx(&mut tx, cart.user_id, cart.id).await? {
+            let unit = prices
+                .get(&item.variant_id)
+                .copied()
+                .ok_or_else(|| price::unavailable(item.variant_id))?;
+            store::set_item_price(&mut tx, cart.user_id, cart.id, item.id, unit).await?;
+        }
     }
     let items = store::items_in_tx(&mut tx, cart.user_id, cart.id).await?;
     Ok(Open {
@@ -187,6 +228,7 @@ async fn open(shop: &Shop, access: &CartAccess, id: Uuid) -> Result<Open, ShopEr
         cart,
         items,
         repriced,
+        prices,
     })
 }
 
@@ -199,30 +241,6 @@ async fn finish(shop: &Shop, mut o: Open) -> Result<CartView, ShopError> {
     let mut v = view(shop, &o.cart, &items, None).await?;
     v.repriced = o.repriced;
     Ok(v)
-}
-
-/// Locks today's prices and rate for another period.
-async fn reprice(
-    shop: &Shop,
-    tx: &mut Tx,
-    cart: &mut CartRow,
-    now: DateTime<Utc>,
-) -> Result<(), ShopError> {
-    let currency = Currency::parse(&cart.currency)?;
-    let rate = crate::pricing::rate_for(shop, currency).await?;
-    cart.fx_rate_e9 = rate.e9();
-    cart.prices_locked_until = now + shop.config.checkout.price_lock;
-    let items = store::items_in_tx(tx, cart.user_id, cart.id).await?;
-    let ids: Vec<Uuid> = items.iter().map(|i| i.variant_id).collect();
-    let prices = price::current_prices(shop, &ids, currency, rate).await?;
-    for item in &items {
-        let unit = prices
-            .get(&item.variant_id)
-            .copied()
-            .ok_or_else(|| price::unavailable(item.variant_id))?;
-        store::set_item_price(tx, cart.user_id, cart.id, item.id, unit).await?;
-    }
-    Ok(())
 }
 
 fn check_quantity(quantity: i64) -> Result<(), Invalid> {
@@ -248,7 +266,7 @@ pub async fn add_item(
         .await?
         .ok_or(ShopError::NotFound("sku"))?;
     price::ensure_sellable(shop, variant).await?;
-    let mut o = open(shop, access, id).await?;
+    let mut o = open(shop, access, id, &[variant]).await?;
     let existing = o.items.iter().find(|i| i.variant_id == variant);
     if existing.is_none() && o.items.len() >= MAX_LINES {
         return Err(
@@ -258,10 +276,8 @@ pub async fn add_item(
     if let Some(i) = existing {
         check_quantity(i.quantity + quantity)?;
     }
-    let currency = Currency::parse(&o.cart.currency)?;
-    let rate = emporium_domain::pricing::FxRate::from_e9(o.cart.fx_rate_e9)?;
-    let prices = price::current_prices(shop, &[variant], currency, rate).await?;
-    let unit = prices
+    let unit = o
+        .prices
         .get(&variant)
         .copied()
         .ok_or_else(|| price::unavailable(variant))?;
@@ -286,7 +302,7 @@ pub async fn set_quantity(
     quantity: i64,
 ) -> Result<CartView, ShopError> {
     check_quantity(quantity)?;
-    let mut o = open(shop, access, id).await?;
+    let mut o = open(shop, access, id, &[]).await?;
     if !store::set_item_quantity(&mut o.tx, o.cart.user_id, o.cart.id, item, quantity).await? {
         return Err(ShopError::NotFound("cart_item"));
     }
@@ -299,7 +315,7 @@ pub async fn remove_item(
     id: Uuid,
     item: Uuid,
 ) -> Result<CartView, ShopError> {
-    let mut o = open(shop, access, id).await?;
+    let mut o = open(shop, access, id, &[]).await?;
     if !store::remove_item(&mut o.tx, o.cart.user_id, o.cart.id, item).await? {
         return Err(ShopError::NotFound("cart_item"));
     }
@@ -317,14 +333,25 @@ pub async fn apply_coupon(
     let row = emporium_store::pricing::find_coupon(&shop.db, &code)
         .await?
         .ok_or(ShopError::NotFound("coupon"))?;
-    let mut o = open(shop, access, id).await?;
+    // Priced first (outside the write transaction): a coupon that cannot apply is refused,
+    // not stored.
+    let mut trial = store::find_cart(&shop.db, id)
+        .await?
+        .filter(|c| allowed(c, access))
+        .ok_or(ShopError::NotFound("cart"))?;
+    let mut codes = coupon_codes(&trial);
+    if !codes.contains(&row.code) {
+        codes.push(row.code.clone());
+    }
+    trial.coupon_codes = codes.join(",");
+    let items = store::items(&shop.db, trial.user_id, trial.id).await?;
+    price_cart(shop, &trial, &items, &Destination::home(shop)).await?;
+    let mut o = open(shop, access, id, &[]).await?;
     let mut codes = coupon_codes(&o.cart);
     if !codes.contains(&row.code) {
         codes.push(row.code.clone());
-        o.cart.coupon_codes = codes.join(",");
-        // Priced now: a coupon that cannot apply is refused, not stored.
-        price_cart(shop, &o.cart, &o.items, &Destination::home(shop)).await?;
     }
+    o.cart.coupon_codes = codes.join(",");
     finish(shop, o).await
 }
 
@@ -335,7 +362,7 @@ pub async fn remove_coupon(
     code: &str,
 ) -> Result<CartView, ShopError> {
     let code = crate::pricing::normalize_code(code)?;
-    let mut o = open(shop, access, id).await?;
+    let mut o = open(shop, access, id, &[]).await?;
     let codes: Vec<String> = coupon_codes(&o.cart)
         .into_iter()
         .filter(|c| *c != code)

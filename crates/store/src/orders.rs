@@ -224,6 +224,21 @@ pub async fn lines(db: &Db, user: Uuid, order: Uuid) -> Result<Vec<OrderLineRow>
     .await)?)
 }
 
+pub async fn lines_in_tx(
+    tx: &mut Tx,
+    user: Uuid,
+    order: Uuid,
+) -> Result<Vec<OrderLineRow>, StoreError> {
+    Ok(on_tx!(tx, c => sqlx::query_as(
+        "SELECT user_id, order_id, line_no, variant_id, product_id, seller_id, sku, title, quantity, \
+         unit_price_minor, discount_minor, tax_minor, total_minor FROM order_lines \
+         WHERE user_id = $1 AND order_id = $2 ORDER BY line_no",
+    )
+    .bind(user).bind(order)
+    .fetch_all(c)
+    .await)?)
+}
+
 pub async fn fulfilments(
     db: &Db,
     user: Uuid,

@@ -133,7 +133,7 @@ pub async fn decide_return(
         ));
     }
     if event == ReturnEvent::Receive {
-        restock(shop, &mut tx, &row, now).await?;
+        restock(&mut tx, &row, now).await?;
     }
     tx.commit().await?;
     row.status = to.as_str().to_owned();
@@ -154,14 +154,13 @@ pub async fn decide_return(
 /// Puts returned units back on hand at the first stock location, with a `return` entry in
 /// the ledger.
 async fn restock(
-    shop: &Shop,
     tx: &mut emporium_store::Tx,
     r: &ReturnRow,
     now: DateTime<Utc>,
 ) -> Result<(), ShopError> {
     let lines: Vec<ReturnLine> =
         serde_json::from_value(r.lines.0.clone()).map_err(ShopError::internal)?;
-    let order_lines = store::lines(&shop.db, r.user_id, r.order_id).await?;
+    let order_lines = store::lines_in_tx(tx, r.user_id, r.order_id).await?;
     let location = emporium_store::inventory::ensure_location(tx, "main", "main", now).await?;
     for l in lines {
         let Some(ol) = order_lines.iter().find(|o| o.line_no == l.line_no) else {
