@@ -305,16 +305,7 @@ async fn prepare(
     let dir = tempfile::tempdir()?;
     let url = match pg_url {
         None => None,
-        Some(base) => {
-            let schema = format!("bench_{}", Uuid::now_v7().simple());
-            let admin = sqlx::PgPool::connect(base).await?;
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-                .execute(&admin)
-                .await?;
-            admin.close().await;
-            let sep = if base.contains('?') { '&' } else { '?' };
-            Some(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
-        }
+        Some(base) => Some(fresh_schema(base).await?),
     };
     let db = open(&url, dir.path()).await?;
     let shop = Shop::new(db.clone(), Arc::new(SystemClock), ShopConfig::default());

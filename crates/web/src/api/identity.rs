@@ -135,7 +135,7 @@ pub struct AddressRequest {
 }
 
 impl AddressRequest {
-    fn parse(&self) -> Result<PostalAddress, emporium_domain::Invalid> {
+    pub(crate) fn parse(&self) -> Result<PostalAddress, emporium_domain::Invalid> {
         PostalAddress::parse(RawAddress {
             name: &self.name,
             line1: &self.line1,

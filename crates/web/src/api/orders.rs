@@ -7,7 +7,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use emporium_domain::Invalid;
-use emporium_domain::identity::{PostalAddress, RawAddress};
 use emporium_domain::order::{OrderStatus, ReturnEvent};
 use emporium_shop::checkout::{self, CheckoutRequest, CheckoutView};
 use emporium_shop::orders::ReturnLine;
@@ -18,6 +17,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::api::Items;
+use crate::api::identity::AddressRequest;
 use crate::error::{ApiResult, Problem};
 use crate::extract::{AdminUser, ApiJson, ApiPath, ApiQuery, CurrentUser, SellerUser};
 
@@ -40,35 +40,6 @@ pub fn router() -> Router<AppState> {
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct AddressBody {
-    pub name: String,
-    pub line1: String,
-    pub line2: Option<String>,
-    pub city: String,
-    pub region: Option<String>,
-    pub postal_code: String,
-    /// ISO 3166-1 alpha-2, e.g. GB.
-    pub country: String,
-    pub phone: Option<String>,
-}
-
-impl AddressBody {
-    fn parse(&self) -> Result<PostalAddress, Invalid> {
-        PostalAddress::parse(RawAddress {
-            name: &self.name,
-            line1: &self.line1,
-            line2: self.line2.as_deref(),
-            city: &self.city,
-            region: self.region.as_deref(),
-            postal_code: &self.postal_code,
-            country: &self.country,
-            phone: self.phone.as_deref(),
-        })
-    }
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct PaymentMethod {
     /// `card`.
     #[serde(rename = "type")]
@@ -82,7 +53,8 @@ pub struct PaymentMethod {
 #[serde(deny_unknown_fields)]
 pub struct CheckoutBody {
     pub cart_id: Uuid,
-    pub shipping_address: AddressBody,
+    /// `is_default` is ignored here.
+    pub shipping_address: AddressRequest,
     /// A shipping method code; omitted: the cheapest that serves the address.
     pub shipping_method: Option<String>,
     pub payment_method: PaymentMethod,
