@@ -290,10 +290,18 @@ impl SegmentSearch {
                 }
             }
             let lo = format!("{name}{ATTR_SEP}");
-            let hi = format!("{name}{}", char::from_u32(ATTR_SEP as u32 + 1).unwrap_or(ATTR_SEP));
-            let (start, end) =
-                dict.term_bounds_to_ord(Bound::Included(lo.as_bytes()), Bound::Excluded(hi.as_bytes()))?;
-            attr_filters.push((accepted, bound_start(start)..bound_end(end, dict.num_terms())));
+            let hi = format!(
+                "{name}{}",
+                char::from_u32(ATTR_SEP as u32 + 1).unwrap_or(ATTR_SEP)
+            );
+            let (start, end) = dict.term_bounds_to_ord(
+                Bound::Included(lo.as_bytes()),
+                Bound::Excluded(hi.as_bytes()),
+            )?;
+            attr_filters.push((
+                accepted,
+                bound_start(start)..bound_end(end, dict.num_terms()),
+            ));
         }
         let price_filter = (f.price_min.is_some() || f.price_max.is_some())
             .then(|| (f.price_min.unwrap_or(0), f.price_max.unwrap_or(u64::MAX)));
@@ -331,7 +339,12 @@ impl SegmentSearch {
     /// (stock, ids) excludes it.
     fn failed(&self, doc: DocId, price: Option<u64>, rating: f64) -> Option<u64> {
         if let Some(want) = self.in_stock_filter {
-            let have = self.in_stock.as_ref().and_then(|c| c.first(doc)).unwrap_or(0) == 1;
+            let have = self
+                .in_stock
+                .as_ref()
+                .and_then(|c| c.first(doc))
+                .unwrap_or(0)
+                == 1;
             if have != want {
                 return None;
             }
@@ -386,7 +399,10 @@ impl SegmentSearch {
             && let Some(p) = price
         {
             let major = p / self.minor_per_major;
-            let bucket = PRICE_BOUNDS.iter().position(|b| major < *b).unwrap_or(PRICE_BOUNDS.len());
+            let bucket = PRICE_BOUNDS
+                .iter()
+                .position(|b| major < *b)
+                .unwrap_or(PRICE_BOUNDS.len());
             self.price_counts[bucket] += 1;
         }
         if only(RATING) {
@@ -410,13 +426,24 @@ impl SegmentSearch {
         }
     }
 
-    fn primary(&self, doc: DocId, price: Option<u64>, rating: f64, reviews: u64, sales: u64) -> f64 {
+    fn primary(
+        &self,
+        doc: DocId,
+        price: Option<u64>,
+        rating: f64,
+        reviews: u64,
+        sales: u64,
+    ) -> f64 {
         match self.sort {
             Sort::Relevance => 0.0,
             Sort::PriceAsc => price.map_or(f64::NEG_INFINITY, |p| -(p as f64)),
             Sort::PriceDesc => price.map_or(f64::NEG_INFINITY, |p| p as f64),
             Sort::Rating => self.ranking.bayes_rating(rating, reviews),
-            Sort::Newest => self.created.as_ref().and_then(|c| c.first(doc)).unwrap_or(0) as f64,
+            Sort::Newest => self
+                .created
+                .as_ref()
+                .and_then(|c| c.first(doc))
+                .unwrap_or(0) as f64,
             Sort::BestSelling => sales as f64,
         }
     }
@@ -443,7 +470,11 @@ impl SegmentCollector for SegmentSearch {
 
     fn collect(&mut self, doc: DocId, text_score: Score) {
         let price = self.price.as_ref().and_then(|c| c.first(doc));
-        let rating = self.rating.as_ref().and_then(|c| c.first(doc)).unwrap_or(0.0);
+        let rating = self
+            .rating
+            .as_ref()
+            .and_then(|c| c.first(doc))
+            .unwrap_or(0.0);
         let Some(mask) = self.failed(doc, price, rating) else {
             return;
         };
@@ -454,9 +485,18 @@ impl SegmentCollector for SegmentSearch {
             return;
         }
         self.total += 1;
-        let reviews = self.reviews.as_ref().and_then(|c| c.first(doc)).unwrap_or(0);
+        let reviews = self
+            .reviews
+            .as_ref()
+            .and_then(|c| c.first(doc))
+            .unwrap_or(0);
         let sales = self.sales.as_ref().and_then(|c| c.first(doc)).unwrap_or(0);
-        let in_stock = self.in_stock.as_ref().and_then(|c| c.first(doc)).unwrap_or(0) == 1;
+        let in_stock = self
+            .in_stock
+            .as_ref()
+            .and_then(|c| c.first(doc))
+            .unwrap_or(0)
+            == 1;
         let score = text_score + self.ranking.business(in_stock, rating, reviews, sales);
         let entry = Entry {
             primary: self.primary(doc, price, rating, reviews, sales),
@@ -465,7 +505,11 @@ impl SegmentCollector for SegmentSearch {
         };
         if self.heap.len() < self.k {
             self.heap.push(Reverse(entry));
-        } else if self.heap.peek().is_some_and(|Reverse(worst)| entry > *worst) {
+        } else if self
+            .heap
+            .peek()
+            .is_some_and(|Reverse(worst)| entry > *worst)
+        {
             self.heap.pop();
             self.heap.push(Reverse(entry));
         }

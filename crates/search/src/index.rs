@@ -101,7 +101,11 @@ impl SearchIndex {
         Self::with(index, writer, ranking)
     }
 
-    fn with(index: Index, writer: IndexWriter, ranking: RankingConfig) -> Result<Self, SearchError> {
+    fn with(
+        index: Index,
+        writer: IndexWriter,
+        ranking: RankingConfig,
+    ) -> Result<Self, SearchError> {
         analysis::register(index.tokenizers());
         let (_, fields) = schema::build();
         let payload = read_payload(&index);

@@ -12,6 +12,7 @@ pub mod analysis;
 mod cache;
 pub mod collect;
 pub mod document;
+pub mod eval;
 pub mod index;
 pub mod query;
 pub mod ranking;
@@ -27,7 +28,9 @@ pub use collect::{Filters, Sort};
 pub use document::{LocalText, ProductDoc};
 pub use index::{SearchError, SearchIndex, Snapshot};
 pub use ranking::RankingConfig;
-pub use results::{CategoryCount, Facets, Hit, PriceBucket, RatingBucket, SearchResults, ValueCount};
+pub use results::{
+    CategoryCount, Facets, Hit, PriceBucket, RatingBucket, SearchResults, ValueCount,
+};
 pub use search::SearchRequest;
 pub use suggest::{PopularQueries, SuggestedProduct, Suggestions};
 pub use synonyms::{SynonymRule, Synonyms};

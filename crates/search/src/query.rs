@@ -220,7 +220,13 @@ pub fn build(
         }
         let mut seen: HashSet<(Field, String)> = HashSet::new();
         let mut coverage: Vec<Box<dyn Query>> = Vec::new();
-        for tier in [Tier::Exact, Tier::Synonym, Tier::Prefix, Tier::OneTypo, Tier::TwoTypos] {
+        for tier in [
+            Tier::Exact,
+            Tier::Synonym,
+            Tier::Prefix,
+            Tier::OneTypo,
+            Tier::TwoTypos,
+        ] {
             let weight = tier.weight(r);
             let mut primary: Vec<Box<dyn Query>> = Vec::new();
             let mut secondary: Vec<Box<dyn Query>> = Vec::new();

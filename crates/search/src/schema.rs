@@ -8,8 +8,7 @@ use std::collections::BTreeMap;
 
 use emporium_domain::money::Currency;
 use tantivy::schema::{
-    FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
-    TextOptions,
+    FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
 };
 
 use crate::analysis::{Lang, PLAIN};
@@ -88,11 +87,17 @@ pub fn build() -> (Schema, Fields) {
     for lang in Lang::ALL {
         title.insert(
             lang.code(),
-            b.add_text_field(&format!("title_{}", lang.code()), text(lang.tokenizer(), true)),
+            b.add_text_field(
+                &format!("title_{}", lang.code()),
+                text(lang.tokenizer(), true),
+            ),
         );
         description.insert(
             lang.code(),
-            b.add_text_field(&format!("description_{}", lang.code()), text(lang.tokenizer(), false)),
+            b.add_text_field(
+                &format!("description_{}", lang.code()),
+                text(lang.tokenizer(), false),
+            ),
         );
     }
     let other_text = b.add_text_field("other_text", text(PLAIN, false));

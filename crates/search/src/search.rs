@@ -155,7 +155,12 @@ impl SearchIndex {
                     return w;
                 }
                 let budget = self.ranking.max_typos(w.chars().count()).max(1);
-                match snap.vocab.typos(&self.typos, &w, budget, 1).into_iter().next() {
+                match snap
+                    .vocab
+                    .typos(&self.typos, &w, budget, 1)
+                    .into_iter()
+                    .next()
+                {
                     Some((better, _, _)) => {
                         changed = true;
                         better

@@ -96,13 +96,22 @@ mod tests {
     #[test]
     fn matched_stems_are_wrapped_and_markup_escaped() {
         let terms: HashSet<String> = ["candl".to_owned()].into();
-        let html = highlight(&mut language(Lang::En), "<b>Candles</b> & holders", &terms, 0);
+        let html = highlight(
+            &mut language(Lang::En),
+            "<b>Candles</b> & holders",
+            &terms,
+            0,
+        );
         assert_eq!(html, "&lt;b&gt;<em>Candles</em>&lt;/b&gt; &amp; holders");
     }
 
     #[test]
     fn long_texts_show_a_window_around_the_first_match() {
-        let text = format!("{} the red lantern glows {}", "word ".repeat(100), "more ".repeat(100));
+        let text = format!(
+            "{} the red lantern glows {}",
+            "word ".repeat(100),
+            "more ".repeat(100)
+        );
         let terms: HashSet<String> = ["lantern".to_owned()].into();
         let html = highlight(&mut language(Lang::En), &text, &terms, 60);
         assert!(html.contains("<em>lantern</em>"), "{html}");

@@ -105,7 +105,11 @@ impl SearchIndex {
             if !text.ends_with(char::is_whitespace) {
                 let head = words[..words.len() - 1].join(" ");
                 for (w, _) in snap.vocab.completions(last, limit) {
-                    let candidate = if head.is_empty() { w } else { format!("{head} {w}") };
+                    let candidate = if head.is_empty() {
+                        w
+                    } else {
+                        format!("{head} {w}")
+                    };
                     if !completions.contains(&candidate) {
                         completions.push(candidate);
                     }

@@ -149,7 +149,11 @@ impl Vocabulary {
             return Vec::new();
         }
         if prefix.len() <= SHORT_PREFIX {
-            let mut list = self.short.get(prefix.as_bytes()).cloned().unwrap_or_default();
+            let mut list = self
+                .short
+                .get(prefix.as_bytes())
+                .cloned()
+                .unwrap_or_default();
             list.truncate(limit);
             return list;
         }
@@ -170,7 +174,11 @@ impl Vocabulary {
 }
 
 fn keep_best(list: &mut Vec<(String, u64)>, n: usize) {
-    list.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.len().cmp(&b.0.len())).then(a.0.cmp(&b.0)));
+    list.sort_by(|a, b| {
+        b.1.cmp(&a.1)
+            .then(a.0.len().cmp(&b.0.len()))
+            .then(a.0.cmp(&b.0))
+    });
     list.truncate(n);
 }
 
@@ -189,7 +197,12 @@ mod tests {
 
     #[test]
     fn typos_come_fewest_edits_first() {
-        let v = vocab(&[("toilet", 50), ("toilets", 5), ("tablet", 9), ("outlet", 20)]);
+        let v = vocab(&[
+            ("toilet", 50),
+            ("toilets", 5),
+            ("tablet", 9),
+            ("outlet", 20),
+        ]);
         let found = v.typos(&Typos::default(), "toliet", 2, 10);
         assert_eq!(found[0].0, "toilet");
         assert_eq!(found[0].1, 1, "a transposition is one edit");
@@ -198,7 +211,11 @@ mod tests {
     #[test]
     fn completions_prefer_frequent_words() {
         let v = vocab(&[("drill", 40), ("drip", 3), ("drive", 10), ("dryer", 12)]);
-        let c: Vec<String> = v.completions("dri", 2).into_iter().map(|(w, _)| w).collect();
+        let c: Vec<String> = v
+            .completions("dri", 2)
+            .into_iter()
+            .map(|(w, _)| w)
+            .collect();
         assert_eq!(c, ["drill", "drive"]);
         let c: Vec<String> = v.completions("d", 1).into_iter().map(|(w, _)| w).collect();
         assert_eq!(c, ["drill"]);
