@@ -5,7 +5,8 @@
 //! Layout: `error` (the error policy of this layer), `clock`, `identity` (accounts, sessions,
 //! addresses, roles), `throttle` (login brute-force protection), `catalog` (categories,
 //! products, variants, the catalog version used by read caches), `events` (outbox topics),
-//! `demo` (the demo catalog and accounts).
+//! `demo` (the demo catalog and accounts), `search` (product search: index feed, queries,
+//! synonyms, analytics).
 
 pub mod catalog;
 pub mod clock;
@@ -14,6 +15,7 @@ mod error;
 pub mod events;
 pub mod identity;
 pub mod inventory;
+pub mod search;
 pub mod sessions;
 pub mod throttle;
 
@@ -60,6 +62,8 @@ pub struct Shop {
     pub session_loader: Arc<sessions::SessionLoader>,
     /// Flash sales this node has read recently.
     pub sales: Arc<inventory::flash::SaleCache>,
+    /// This node's search index and analytics.
+    pub search: Arc<search::SearchService>,
 }
 
 impl Shop {
@@ -73,6 +77,7 @@ impl Shop {
         Self {
             engine,
             sales: Arc::default(),
+            search: Arc::default(),
             sessions: Arc::default(),
             session_loader: Arc::new(sessions::SessionLoader::new(db.clone())),
             db,

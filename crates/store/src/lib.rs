@@ -1,6 +1,6 @@
 //! The database: one `Db` over SQLite or PostgreSQL, migrations per backend, and one named
 //! function per query, grouped by business component (`identity`, `catalog`, `inventory`,
-//! `outbox`).
+//! `outbox`, `search`).
 //!
 //! Dialect differences are written out visibly: every query function runs its body through
 //! [`on_pool!`] or [`on_tx!`], which expand it once per backend. Where the SQL text itself
@@ -13,6 +13,7 @@ pub mod identity;
 pub mod inventory;
 pub mod outbox;
 pub mod reservations;
+pub mod search;
 
 pub use db::{Backend, Db, DbConfig, Tx};
 pub use error::{Constraint, StoreError};

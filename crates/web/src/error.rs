@@ -75,6 +75,7 @@ impl ApiError {
             "reservation" => "reservation_not_found",
             "flash_sale" => "flash_sale_not_found",
             "location" => "location_not_found",
+            "synonym" => "synonym_not_found",
             _ => "not_found",
         };
         Self::new(StatusCode::NOT_FOUND, code, format!("{what} not found"))

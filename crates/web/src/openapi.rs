@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::AppState;
-use crate::api::{admin, catalog, identity, reservations, stock};
+use crate::api::{admin, catalog, identity, reservations, search, stock};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,6 +23,8 @@ use crate::api::{admin, catalog, identity, reservations, stock};
         stock::list_locations, stock::create_location, stock::get_stock, stock::list_movements, stock::receive, stock::adjust, stock::transfer, stock::put_threshold,
         reservations::create, reservations::show, reservations::extend, reservations::release,
         reservations::create_sale, reservations::sale_status, reservations::reserve_sale,
+        search::search_products, search::suggest, search::list_synonyms, search::create_synonym,
+        search::delete_synonym, search::query_report,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -31,6 +33,7 @@ use crate::api::{admin, catalog, identity, reservations, stock};
         (name = "admin", description = "Administration"),
         (name = "stock", description = "Stock locations, levels, movements and low-stock thresholds"),
         (name = "inventory", description = "Reservations and flash sales"),
+        (name = "search", description = "Product search, suggestions, synonyms and search analytics"),
     )
 )]
 pub struct ApiDoc;

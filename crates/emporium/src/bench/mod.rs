@@ -6,6 +6,7 @@
 mod catalog;
 mod flash;
 pub mod load;
+mod search;
 pub mod server;
 
 use crate::cli::BenchCommand;
@@ -14,6 +15,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Catalog(args) => catalog::run(args).await,
         BenchCommand::FlashSale(args) => flash::run(args).await,
+        BenchCommand::Search(args) => search::run(args).await,
     }
 }
 

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod catalog;
 pub mod identity;
 pub mod reservations;
+pub mod search;
 pub mod stock;
 
 use axum::Router;
@@ -17,6 +18,7 @@ pub fn router() -> Router<AppState> {
         .merge(admin::router())
         .merge(stock::router())
         .merge(reservations::router())
+        .merge(search::router())
 }
 
 /// A list of items.
