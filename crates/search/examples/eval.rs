@@ -7,6 +7,19 @@ fn main() {
         .nth(1)
         .unwrap_or_else(|| "../shared/data/home_depot/train_utf8.csv".into());
     let data = emporium_search::eval::EvalData::read(std::path::Path::new(&path)).unwrap();
-    let report = emporium_search::eval::run(&data).unwrap();
+    let env = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let ranking = emporium_search::RankingConfig {
+        max_prefix_completions: env("PREFIX", 10) as usize,
+        max_typo_candidates: env("CANDS", 6) as usize,
+        relax_below: env("RELAX", 10),
+        typo_max_known_count: env("KNOWN", u64::MAX),
+        ..Default::default()
+    };
+    let report = emporium_search::eval::run_with(&data, ranking).unwrap();
     println!("{}", serde_json::to_string_pretty(&report).unwrap());
 }

@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, HashSet};
 
 use tantivy::Term;
 use tantivy::query::{
-    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery, PhraseQuery, Query,
-    TermQuery,
+    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery, Occur, PhraseQuery,
+    Query, TermQuery,
 };
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::tokenizer::TextAnalyzer;
@@ -147,7 +147,9 @@ impl Planner<'_> {
 
     fn add_typos(&self, p: &mut PlannedWord) {
         // Digits are measures and models: "2x4" is not a typo of "2x6".
-        if p.word.contains(|c: char| c.is_ascii_digit()) {
+        if p.word.contains(|c: char| c.is_ascii_digit())
+            || self.vocab.count(&p.word) > self.ranking.typo_max_known_count
+        {
             return;
         }
         let budget = self.ranking.max_typos(p.word.chars().count());
@@ -203,18 +205,25 @@ struct Hit {
 }
 
 /// Turns a plan into a tantivy query; also returns the terms to highlight.
+///
+/// `require_all`: a product must match every (non stop) word, through any of its variants;
+/// otherwise any word will do. Searches try the first and relax to the second when it finds
+/// too little: all-words matching is an intersection, much cheaper than a union of every
+/// variant's postings, and it is what shoppers expect of totals and facets.
 pub fn build(
     plan: &Plan,
     fields: &Fields,
     r: &RankingConfig,
     analyzers: &mut Analyzers,
+    require_all: bool,
 ) -> (Box<dyn Query>, Highlights) {
     let mut highlights = Highlights::new();
     if plan.is_empty() {
         return (Box::new(AllQuery), highlights);
     }
-    let mut clauses: Vec<Box<dyn Query>> = Vec::new();
+    let mut per_word: Vec<Box<dyn Query>> = Vec::new();
     for word in &plan.words {
+        let mut clauses: Vec<Box<dyn Query>> = Vec::new();
         if is_stop_word(&word.word, analyzers) {
             continue;
         }
@@ -274,20 +283,39 @@ pub fn build(
         if !coverage.is_empty() {
             clauses.push(Box::new(DisjunctionMaxQuery::new(coverage)));
         }
+        if !clauses.is_empty() {
+            per_word.push(Box::new(BooleanQuery::union(clauses)));
+        }
+    }
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+    if !per_word.is_empty() {
+        let words: Box<dyn Query> = if require_all {
+            Box::new(BooleanQuery::intersection(per_word))
+        } else {
+            Box::new(BooleanQuery::union(per_word))
+        };
+        clauses.push((Occur::Should, words));
     }
     if let Some(q) = phrase_boost(plan, fields, r, analyzers) {
-        clauses.push(q);
+        clauses.push((Occur::Should, q));
     }
     if let Some(sku) = &plan.sku {
-        clauses.push(Box::new(ConstScoreQuery::new(
-            Box::new(TermQuery::new(
-                Term::from_field_text(fields.sku, sku),
-                IndexRecordOption::Basic,
+        clauses.push((
+            Occur::Should,
+            Box::new(ConstScoreQuery::new(
+                Box::new(TermQuery::new(
+                    Term::from_field_text(fields.sku, sku),
+                    IndexRecordOption::Basic,
+                )),
+                r.word_weight * 3.0,
             )),
-            r.word_weight * 3.0,
-        )));
+        ));
     }
-    (Box::new(BooleanQuery::union(clauses)), highlights)
+    if clauses.is_empty() {
+        // Only stop words: match nothing rather than everything.
+        return (Box::new(tantivy::query::EmptyQuery), highlights);
+    }
+    (Box::new(BooleanQuery::new(clauses)), highlights)
 }
 
 fn is_stop_word(word: &str, analyzers: &mut Analyzers) -> bool {

@@ -38,6 +38,9 @@ pub struct RankingConfig {
     pub two_typos_min_chars: usize,
     /// Typo candidates per query word, best first.
     pub max_typo_candidates: usize,
+    /// A word found in more products than this is taken as meant: it gets no typo variants
+    /// (its neighbours are other real words, and their long posting lists cost time).
+    pub typo_max_known_count: u64,
     /// Completions of the last query word.
     pub max_prefix_completions: usize,
     pub in_stock_boost: f32,
@@ -48,6 +51,8 @@ pub struct RankingConfig {
     pub rating_prior_reviews: f64,
     /// Fewer results than this offer "did you mean".
     pub did_you_mean_below: u64,
+    /// When fewer products than this match every word, products matching any word count.
+    pub relax_below: u64,
 }
 
 impl Default for RankingConfig {
@@ -66,6 +71,7 @@ impl Default for RankingConfig {
             one_typo_min_chars: 5,
             two_typos_min_chars: 9,
             max_typo_candidates: 6,
+            typo_max_known_count: 3,
             max_prefix_completions: 10,
             in_stock_boost: 5.0,
             rating_weight: 1.0,
@@ -73,6 +79,7 @@ impl Default for RankingConfig {
             rating_prior: 3.0,
             rating_prior_reviews: 5.0,
             did_you_mean_below: 3,
+            relax_below: 10,
         }
     }
 }

@@ -71,7 +71,6 @@ impl SearchIndex {
         };
         let plan = planner.plan(&req.text, true);
         let mut analyzers = Analyzers::default();
-        let (query, highlights) = query::build(&plan, &self.fields, &self.ranking, &mut analyzers);
         let minor_per_major = 10u64.pow(u32::from(req.currency.exponent()));
         let k = req.offset.saturating_add(req.limit);
         let collector = SearchCollector {
@@ -83,7 +82,13 @@ impl SearchIndex {
             ranking: &self.ranking,
             facets: req.facets,
         };
-        let collected = snap.searcher.search(query.as_ref(), &collector)?;
+        let (query, highlights) =
+            query::build(&plan, &self.fields, &self.ranking, &mut analyzers, true);
+        let mut collected = snap.searcher.search(query.as_ref(), &collector)?;
+        if collected.total < self.ranking.relax_below && plan.words.len() > 1 {
+            let (any, _) = query::build(&plan, &self.fields, &self.ranking, &mut analyzers, false);
+            collected = snap.searcher.search(any.as_ref(), &collector)?;
+        }
         let hits = collected
             .top
             .iter()

@@ -61,9 +61,15 @@ pub struct EvalReport {
 /// Ranked product ids per query, in `data.queries` order.
 type Runs = Vec<Vec<String>>;
 
+/// The evaluation with the shipped ranking.
 pub fn run(data: &EvalData) -> Result<EvalReport, EvalError> {
+    run_with(data, RankingConfig::default())
+}
+
+/// The evaluation with other ranking knobs (for tuning them; never per query).
+pub fn run_with(data: &EvalData, ranking: RankingConfig) -> Result<EvalReport, EvalError> {
     let started = std::time::Instant::now();
-    let index = SearchIndex::in_ram(RankingConfig::default())?;
+    let index = SearchIndex::in_ram(ranking)?;
     for (id, title) in &data.titles {
         index.upsert(&ProductDoc {
             id: id.clone(),
