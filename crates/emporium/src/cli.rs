@@ -113,6 +113,9 @@ pub struct SearchBenchArgs {
     /// Seconds measured per phase.
     #[arg(long, default_value_t = 10)]
     pub seconds: u64,
+    /// Build the catalog and index in this new directory and keep it (for diagnosis).
+    #[arg(long)]
+    pub keep_dir: Option<PathBuf>,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,

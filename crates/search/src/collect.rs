@@ -5,8 +5,8 @@
 //! that dimension's facet, so selecting a brand keeps the other brands' counts. Documents
 //! failing two or more dimensions count nowhere.
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::ops::Bound;
 
 use tantivy::collector::{Collector, SegmentCollector};
@@ -14,98 +14,11 @@ use tantivy::columnar::{Column, StrColumn};
 use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
 
 use crate::ranking::RankingConfig;
+pub use crate::request::{
+    ATTR_SHIFT, BRAND, CATEGORY, Collected, Counts, Entry, Filters, MAX_ATTR_FILTERS, PRICE,
+    PRICE_BOUNDS, RATING, RATING_STEPS, Sort,
+};
 use crate::schema::ATTR_SEP;
-
-/// Filters of a search. Within a dimension values are alternatives (brand a OR b); across
-/// dimensions all must hold.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Filters {
-    /// A category path; products of its descendants are included.
-    pub category: Option<String>,
-    pub brands: Vec<String>,
-    /// Minor units of the search's currency, inclusive.
-    pub price_min: Option<u64>,
-    pub price_max: Option<u64>,
-    pub rating_min: Option<f64>,
-    pub in_stock: Option<bool>,
-    /// Attribute name → accepted values.
-    pub attributes: BTreeMap<String, Vec<String>>,
-    /// Only these product ids (evaluation reranks judged products with it).
-    pub ids: Option<Vec<String>>,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub enum Sort {
-    #[default]
-    Relevance,
-    PriceAsc,
-    PriceDesc,
-    Rating,
-    Newest,
-    BestSelling,
-}
-
-/// Upper bounds of price buckets in major units; the last bucket is open.
-pub const PRICE_BOUNDS: [u64; 7] = [10, 25, 50, 100, 250, 500, 1000];
-/// Rating facet: products rated at least this.
-pub const RATING_STEPS: [f64; 4] = [4.0, 3.0, 2.0, 1.0];
-
-const CATEGORY: u64 = 1;
-const BRAND: u64 = 2;
-const PRICE: u64 = 4;
-const RATING: u64 = 8;
-const ATTR_SHIFT: usize = 4;
-/// Most attribute filters in one search (the rest of the mask bits).
-pub const MAX_ATTR_FILTERS: usize = 16;
-
-#[derive(Debug, Clone, Copy)]
-pub struct Entry {
-    /// The sort value; larger is better.
-    pub primary: f64,
-    /// The blended relevance score.
-    pub score: f32,
-    pub address: DocAddress,
-}
-
-impl PartialEq for Entry {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-impl Eq for Entry {}
-impl PartialOrd for Entry {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Entry {
-    /// Better entries are greater; earlier documents win ties, so results are stable.
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.primary
-            .total_cmp(&other.primary)
-            .then(self.score.total_cmp(&other.score))
-            .then(other.address.segment_ord.cmp(&self.address.segment_ord))
-            .then(other.address.doc_id.cmp(&self.address.doc_id))
-    }
-}
-
-/// Facet counts by value.
-#[derive(Debug, Clone, Default)]
-pub struct Counts {
-    pub categories: HashMap<String, u64>,
-    pub brands: HashMap<String, u64>,
-    pub attributes: HashMap<(String, String), u64>,
-    pub price: [u64; PRICE_BOUNDS.len() + 1],
-    pub rating: [u64; RATING_STEPS.len()],
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct Collected {
-    pub total: u64,
-    /// Best first.
-    pub top: Vec<Entry>,
-    pub counts: Counts,
-}
 
 pub struct SearchCollector<'a> {
     pub filters: &'a Filters,
@@ -208,13 +121,25 @@ impl StrDim {
         }
     }
 
-    fn harvest(&self, out: &mut HashMap<String, u64>) -> tantivy::Result<()> {
-        for (ord, n) in self.counts.iter().enumerate() {
-            if *n > 0 {
-                let mut s = String::new();
-                self.column.ord_to_str(ord as u64, &mut s)?;
-                *out.entry(s).or_default() += n;
-            }
+    /// Resolves the most frequent values to strings: reading a value from the dictionary
+    /// costs microseconds, and a broad query can touch thousands of brands.
+    fn harvest(&self, out: &mut HashMap<String, u64>, keep: usize) -> tantivy::Result<()> {
+        let mut nonzero: Vec<(u64, u64)> = self
+            .counts
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(ord, n)| (ord as u64, *n))
+            .collect();
+        if nonzero.len() > keep {
+            nonzero.select_nth_unstable_by(keep, |a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            nonzero.truncate(keep);
+        }
+        nonzero.sort_unstable();
+        let mut s = String::new();
+        for (ord, n) in nonzero {
+            self.column.ord_to_str(ord, &mut s)?;
+            *out.entry(s.clone()).or_default() += n;
         }
         Ok(())
     }
@@ -246,6 +171,8 @@ pub struct SegmentSearch {
     in_stock: Option<Column<u64>>,
     created: Option<Column<i64>>,
     total: u64,
+    /// The largest business part any document of the segment can have.
+    max_business: f32,
     heap: BinaryHeap<Reverse<Entry>>,
     price_counts: [u64; PRICE_BOUNDS.len() + 1],
     rating_counts: [u64; RATING_STEPS.len()],
@@ -303,6 +230,12 @@ impl SegmentSearch {
                 bound_start(start)..bound_end(end, dict.num_terms()),
             ));
         }
+        let sales = ff.column_opt::<u64>("sales")?;
+        let max_sales = sales.as_ref().map_or(0, |c| c.max_value());
+        let max_business = c
+            .ranking
+            .business(true, 5.0, u64::MAX / 2, max_sales)
+            .max(0.0);
         let price_filter = (f.price_min.is_some() || f.price_max.is_some())
             .then(|| (f.price_min.unwrap_or(0), f.price_max.unwrap_or(u64::MAX)));
         Ok(Self {
@@ -325,10 +258,11 @@ impl SegmentSearch {
             price: ff.column_opt::<u64>(&c.price_column)?,
             rating: ff.column_opt::<f64>("rating")?,
             reviews: ff.column_opt::<u64>("reviews")?,
-            sales: ff.column_opt::<u64>("sales")?,
+            sales,
             in_stock: ff.column_opt::<u64>("in_stock")?,
             created: ff.column_opt::<i64>("created")?,
             total: 0,
+            max_business,
             heap: BinaryHeap::with_capacity(c.k + 1),
             price_counts: Default::default(),
             rating_counts: Default::default(),
@@ -485,6 +419,17 @@ impl SegmentCollector for SegmentSearch {
             return;
         }
         self.total += 1;
+        // Relevance order: a document whose text score cannot reach the heap even with the
+        // best business signals of the segment is not scored further.
+        if self.sort == Sort::Relevance
+            && self.heap.len() >= self.k
+            && self
+                .heap
+                .peek()
+                .is_some_and(|Reverse(worst)| text_score + self.max_business < worst.score)
+        {
+            return;
+        }
         let reviews = self
             .reviews
             .as_ref()
@@ -524,13 +469,15 @@ impl SegmentCollector for SegmentSearch {
         let mut attrs = HashMap::new();
         // A dictionary read cannot fail on an index that just served the segment; should it,
         // the facet is left out rather than failing the search.
-        for (dim, out) in [
-            (&self.category, &mut counts.categories),
-            (&self.brand, &mut counts.brands),
-            (&self.attrs, &mut attrs),
+        // Per segment, the values a facet can show (attributes share one column).
+        let keep = crate::results::MAX_FACET_VALUES * 2;
+        for (dim, out, keep) in [
+            (&self.category, &mut counts.categories, 10 * keep),
+            (&self.brand, &mut counts.brands, keep),
+            (&self.attrs, &mut attrs, 10 * keep),
         ] {
             if let Some(d) = dim
-                && let Err(e) = d.harvest(out)
+                && let Err(e) = d.harvest(out, keep)
             {
                 tracing::warn!(error = %e, "facet values unreadable");
             }

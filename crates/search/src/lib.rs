@@ -4,7 +4,8 @@
 //! Layout: `analysis` (analyzers per language, word normalization), `schema` (fields and the
 //! schema version), `document` (a product as search sees it), `index` (open, write, commit,
 //! snapshots), `vocab` (the word list: typos, completions), `synonyms`, `query` (text →
-//! tantivy query), `collect` (filters, disjunctive facets, blend, top k in one pass),
+//! tantivy query), `request` (filters, sort, collected counts), `collect` (filters, disjunctive
+//! facets, blend, top k in one pass),
 //! `ranking` (the blend's knobs), `search` (running a search), `results`, `snippet`
 //! (highlighting), `suggest` (as-you-type), `cache`.
 
@@ -16,6 +17,7 @@ pub mod eval;
 pub mod index;
 pub mod query;
 pub mod ranking;
+mod request;
 pub mod results;
 pub mod schema;
 pub mod search;

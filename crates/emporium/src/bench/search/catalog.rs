@@ -97,88 +97,8 @@ pub async fn write(db: &Db, titles: &[String], n: usize) -> anyhow::Result<Bench
     for start in (0..n).step_by(CHUNK) {
         let mut tx = db.begin().await?;
         for i in start..(start + CHUNK).min(n) {
-            let h = mix(i as u64);
-            let base = &titles[i % titles.len()];
-            let title = if i < titles.len() {
-                base.clone()
-            } else {
-                format!(
-                    "{base} {}",
-                    VARIATIONS[(i / titles.len() + i) % VARIATIONS.len()]
-                )
-            };
-            let brand = base
-                .split_whitespace()
-                .next()
-                .unwrap_or("Generic")
-                .to_owned();
-            *brand_counts.entry(brand.clone()).or_default() += 1;
-            let (category_id, _) = &leaves[(h % leaves.len() as u64) as usize];
-            let attributes = BTreeMap::from([
-                (
-                    "colour".to_owned(),
-                    COLOURS[(h >> 8) as usize % COLOURS.len()].to_owned(),
-                ),
-                (
-                    "material".to_owned(),
-                    MATERIALS[(h >> 16) as usize % MATERIALS.len()].to_owned(),
-                ),
-            ]);
-            let product = ProductRow {
-                id: Uuid::now_v7(),
-                seller_id: seller,
-                category_id: Some(*category_id),
-                slug: format!("p{i}"),
-                title,
-                description: String::new(),
-                brand: Some(brand),
-                attributes: Json(attributes),
-                images: Json(Vec::new()),
-                status: "active".into(),
-                created_at: now - chrono::Duration::seconds((h % 10_000_000) as i64),
-                updated_at: now,
-            };
-            store::insert_product(&mut tx, &product).await?;
-            let variant = Uuid::now_v7();
-            store::insert_variant(
-                &mut tx,
-                &VariantRow {
-                    id: variant,
-                    product_id: product.id,
-                    sku: format!("HD-{i:06}"),
-                    options: Json(BTreeMap::new()),
-                    position: 0,
-                    created_at: now,
-                },
-            )
-            .await?;
-            let gbp = 100 + ((h >> 24) % 50_000) as i64;
-            store::replace_prices(
-                &mut tx,
-                variant,
-                &[
-                    price(variant, "GBP", gbp),
-                    price(variant, "USD", gbp * 127 / 100),
-                ],
-            )
-            .await?;
-            if (h >> 40) % 5 != 0 {
-                let movement = inventory::Movement {
-                    variant_id: variant,
-                    location_id: location,
-                    delta: 1 + ((h >> 44) % 50) as i64,
-                    kind: "receive",
-                    reason: None,
-                    actor_id: None,
-                    at: now,
-                };
-                inventory::apply_movement(&mut tx, &movement).await?;
-            }
-            if (h >> 50) % 2 == 0 {
-                let rating = 1.0 + ((h >> 52) % 41) as f64 / 10.0;
-                search::set_rating(&mut tx, product.id, rating, ((h >> 56) % 200) as i64, now)
-                    .await?;
-            }
+            let brand = insert_one(&mut tx, i, titles, &leaves, (seller, location), now).await?;
+            *brand_counts.entry(brand).or_default() += 1;
         }
         tx.commit().await?;
     }
@@ -188,6 +108,92 @@ pub async fn write(db: &Db, titles: &[String], n: usize) -> anyhow::Result<Bench
         brands: brands.into_iter().take(50).map(|(b, _)| b).collect(),
         categories: leaves.into_iter().map(|(_, slug)| slug).collect(),
     })
+}
+
+/// Writes product number `i`; returns its brand.
+async fn insert_one(
+    tx: &mut emporium_store::Tx,
+    i: usize,
+    titles: &[String],
+    leaves: &[(Uuid, String)],
+    (seller, location): (Uuid, Uuid),
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<String> {
+    let h = mix(i as u64);
+    let base = &titles[i % titles.len()];
+    let title = if i < titles.len() {
+        base.clone()
+    } else {
+        format!(
+            "{base} {}",
+            VARIATIONS[(i / titles.len() + i) % VARIATIONS.len()]
+        )
+    };
+    let brand = base
+        .split_whitespace()
+        .next()
+        .unwrap_or("Generic")
+        .to_owned();
+    let (category_id, _) = &leaves[(h % leaves.len() as u64) as usize];
+    let attributes = BTreeMap::from([
+        (
+            "colour".to_owned(),
+            COLOURS[(h >> 8) as usize % COLOURS.len()].to_owned(),
+        ),
+        (
+            "material".to_owned(),
+            MATERIALS[(h >> 16) as usize % MATERIALS.len()].to_owned(),
+        ),
+    ]);
+    let product = ProductRow {
+        id: Uuid::now_v7(),
+        seller_id: seller,
+        category_id: Some(*category_id),
+        slug: format!("p{i}"),
+        title,
+        description: String::new(),
+        brand: Some(brand.clone()),
+        attributes: Json(attributes),
+        images: Json(Vec::new()),
+        status: "active".into(),
+        created_at: now - chrono::Duration::seconds((h % 10_000_000) as i64),
+        updated_at: now,
+    };
+    store::insert_product(tx, &product).await?;
+    let variant = Uuid::now_v7();
+    let row = VariantRow {
+        id: variant,
+        product_id: product.id,
+        sku: format!("HD-{i:06}"),
+        options: Json(BTreeMap::new()),
+        position: 0,
+        created_at: now,
+    };
+    store::insert_variant(tx, &row).await?;
+    let gbp = 100 + ((h >> 24) % 50_000) as i64;
+    let prices = [
+        price(variant, "GBP", gbp),
+        price(variant, "USD", gbp * 127 / 100),
+    ];
+    store::replace_prices(tx, variant, &prices).await?;
+    // Four products in five are in stock; half have reviews.
+    if !(h >> 40).is_multiple_of(5) {
+        let movement = inventory::Movement {
+            variant_id: variant,
+            location_id: location,
+            delta: 1 + ((h >> 44) % 50) as i64,
+            kind: "receive",
+            reason: None,
+            actor_id: None,
+            at: now,
+        };
+        inventory::apply_movement(tx, &movement).await?;
+    }
+    if (h >> 50).is_multiple_of(2) {
+        let rating = 1.0 + ((h >> 52) % 41) as f64 / 10.0;
+        search::set_rating(tx, product.id, rating, ((h >> 56) % 200) as i64, now).await?;
+    }
+    Ok(brand)
 }
 
 fn category(

@@ -41,7 +41,14 @@ pub async fn run(args: SearchBenchArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot read {}", args.judgments.display()))?;
     let titles: Vec<String> = data.titles.values().cloned().collect();
     let queries: Arc<Vec<String>> = Arc::new(data.queries.iter().map(|q| q.text.clone()).collect());
-    let dir = tempfile::tempdir()?;
+    let dir = match &args.keep_dir {
+        Some(path) => {
+            std::fs::create_dir(path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            tempfile::TempDir::with_prefix_in("bench-", path)?
+        }
+        None => tempfile::tempdir()?,
+    };
     let db_args = DbArgs {
         data_dir: dir.path().to_owned(),
         database_url: None,
@@ -99,7 +106,11 @@ pub async fn run(args: SearchBenchArgs) -> anyhow::Result<()> {
     })
     .await?;
     say(&args, summary("suggest", &suggest));
-    drop(server.stop().await);
+    if let Some(dir) = server.stop().await
+        && args.keep_dir.is_some()
+    {
+        let _ = dir.keep();
+    }
     let non_200 = [&search, &suggest]
         .iter()
         .flat_map(|r| r.statuses.iter())
