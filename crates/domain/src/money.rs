@@ -58,6 +58,11 @@ impl Currency {
         self.0
     }
 
+    /// Every currency the shop knows, in code order (search keeps one price column each).
+    pub fn known() -> impl Iterator<Item = Currency> {
+        KNOWN.iter().map(|(c, e)| Currency(c, *e))
+    }
+
     /// Digits after the decimal point: GBP 2, JPY 0, KWD 3.
     pub fn exponent(self) -> u8 {
         self.1

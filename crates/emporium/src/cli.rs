@@ -24,14 +24,35 @@ pub enum Command {
     Migrate(DbArgs),
     /// Load the demo catalog and demo accounts into an empty database and exit.
     Seed(DbArgs),
+    /// Rebuild this node's search index from the database and exit (stop the server first).
+    Reindex(DbArgs),
     /// Benchmarks against a release server.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Quality evaluations on labelled data.
+    #[command(subcommand)]
+    Eval(EvalCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EvalCommand {
+    /// NDCG@10 of product search on graded judgments, against BM25 baselines.
+    Search(EvalSearchArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EvalSearchArgs {
+    /// The Home Depot judgments (read at run time, never copied into the project).
+    #[arg(long, default_value = "../shared/data/home_depot/train_utf8.csv")]
+    pub judgments: PathBuf,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct DbArgs {
-    /// Where the SQLite database (and later the search index) live; created if missing.
+    /// Where the SQLite database and the search index live; created if missing.
     #[arg(long, env = "EMPORIUM_DATA_DIR", default_value = "./emporium-data")]
     pub data_dir: PathBuf,
     /// `postgres://...` selects PostgreSQL; default: SQLite in the data directory.
@@ -76,6 +97,8 @@ pub enum BenchCommand {
     FlashSale(FlashBenchArgs),
     /// Whole checkout journeys: cart, item, checkout with payment, order confirmation.
     Checkout(CheckoutBenchArgs),
+    /// Product search over 100,000 products: search with facets, suggest, indexing rate.
+    Search(SearchBenchArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -89,6 +112,28 @@ pub struct CheckoutBenchArgs {
     /// Seconds measured per database.
     #[arg(long, default_value_t = 10)]
     pub seconds: u64,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SearchBenchArgs {
+    /// Real queries and titles the catalog and the load are made from (read at run time).
+    #[arg(long, default_value = "../shared/data/home_depot/train_utf8.csv")]
+    pub judgments: PathBuf,
+    /// Products in the generated catalog.
+    #[arg(long, default_value_t = 100_000)]
+    pub products: usize,
+    /// Concurrent clients (keep-alive connections).
+    #[arg(long, default_value_t = 32)]
+    pub connections: usize,
+    /// Seconds measured per phase.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Build the catalog and index in this new directory and keep it (for diagnosis).
+    #[arg(long)]
+    pub keep_dir: Option<PathBuf>,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use emporium_search::{RankingConfig, SearchIndex};
 use emporium_shop::demo::{self, DemoAccount};
 use emporium_shop::idempotency::IdempotencyConfig;
 use emporium_shop::inventory::engine::{EngineConfig, EngineMode};
@@ -40,6 +41,35 @@ pub async fn open_db(args: &DbArgs) -> anyhow::Result<Db> {
         .context("cannot open the database")?;
     db.migrate().await.context("cannot migrate the database")?;
     Ok(db)
+}
+
+/// Opens this node's search index in the data directory (rebuilt from the database by the
+/// worker when it is new or of an older schema version).
+pub fn open_search(args: &DbArgs) -> anyhow::Result<Arc<SearchIndex>> {
+    let dir = args.data_dir.join("search");
+    let index = SearchIndex::open(&dir, RankingConfig::default()).with_context(|| {
+        format!(
+            "cannot open the search index in {} (does another process use this data directory?)",
+            dir.display()
+        )
+    })?;
+    Ok(Arc::new(index))
+}
+
+/// `emporium reindex`: rebuilds the search index from the database.
+pub async fn reindex(args: &DbArgs) -> anyhow::Result<()> {
+    let db = open_db(args).await?;
+    let shop = Shop::new(db.clone(), Arc::new(SystemClock), ShopConfig::default());
+    shop.search.attach(open_search(args)?);
+    let started = std::time::Instant::now();
+    let count = emporium_shop::search::feed::rebuild(&shop).await?;
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "search index rebuilt: {count} products in {secs:.2} s ({:.0} products/s)",
+        count as f64 / secs.max(1e-9)
+    );
+    db.close().await;
+    Ok(())
 }
 
 pub async fn migrate(args: &DbArgs) -> anyhow::Result<()> {
@@ -122,6 +152,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ..ShopConfig::default()
     };
     let shop = Shop::new(db.clone(), Arc::new(SystemClock), config);
+    shop.search.attach(open_search(&args.db)?);
     if args.demo {
         load_demo(&shop).await?;
     }

@@ -5,6 +5,7 @@
 //! version are dropped; other nodes bump theirs when the worker delivers the write's event.
 
 mod read;
+pub mod signals;
 mod write;
 
 use std::collections::BTreeMap;

@@ -21,6 +21,24 @@ pub const ORDER_SHIPPED: &str = "order.shipped";
 pub const ORDER_DELIVERED: &str = "order.delivered";
 pub const PAYMENT_FAILED: &str = "payment.failed";
 pub const REFUND_SUCCEEDED: &str = "refund.succeeded";
+/// A product's rating or review count changed (reviews write it): `{product_id, rating,
+/// review_count}`.
+pub const PRODUCT_RATING_CHANGED: &str = "catalog.product_rating_changed";
+/// Units of a product were sold (orders write it): `{product_id, units}`.
+pub const SALES_CHANGED: &str = "orders.sales_changed";
+/// An admin changed the search synonyms.
+pub const SYNONYMS_CHANGED: &str = "search.synonyms_changed";
+
+/// Every topic that changes what search finds or how it ranks: each node's search feed
+/// applies these to its own index.
+pub const SEARCH_TOPICS: &[&str] = &[
+    PRODUCT_CREATED,
+    PRODUCT_UPDATED,
+    STOCK_CHANGED,
+    PRODUCT_RATING_CHANGED,
+    SALES_CHANGED,
+    SYNONYMS_CHANGED,
+];
 
 /// Every topic that changes what catalog reads return: a node that delivers one of these
 /// drops its read caches.

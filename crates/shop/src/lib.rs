@@ -9,7 +9,8 @@
 //! the engine), `pricing` (FX, tax, shipping and coupon reference data), `cart`, `checkout`
 //! (the checkout saga), `payments` (provider results, webhooks, refunds, reconciliation),
 //! `orders` (history, fulfilment, returns),
-//! `idempotency` (claims and stored responses of requests sent with an `Idempotency-Key`).
+//! `idempotency` (claims and stored responses of requests sent with an `Idempotency-Key`), `search` (product search:
+//! index feed, queries, synonyms, analytics).
 
 pub mod cart;
 pub mod catalog;
@@ -24,6 +25,7 @@ pub mod inventory;
 pub mod orders;
 pub mod payments;
 pub mod pricing;
+pub mod search;
 pub mod sessions;
 pub mod throttle;
 
@@ -78,6 +80,8 @@ pub struct Shop {
     pub gateway: Arc<dyn emporium_payments::PaymentGateway>,
     /// The same gateway, typed: its webhook queue is delivered by the worker.
     pub test_gateway: Arc<emporium_payments::TestGateway>,
+    /// This node's search index and analytics.
+    pub search: Arc<search::SearchService>,
 }
 
 impl Shop {
@@ -96,6 +100,7 @@ impl Shop {
             test_gateway,
             engine,
             sales: Arc::default(),
+            search: Arc::default(),
             sessions: Arc::default(),
             session_loader: Arc::new(sessions::SessionLoader::new(db.clone())),
             db,

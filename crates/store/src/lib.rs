@@ -1,6 +1,6 @@
 //! The database: one `Db` over SQLite or PostgreSQL, migrations per backend, and one named
 //! function per query, grouped by business component (`identity`, `catalog`, `inventory`,
-//! `reservations`, `carts`, `pricing`, `orders`, `payments`, `outbox`, `idempotency`).
+//! `reservations`, `carts`, `pricing`, `orders`, `payments`, `outbox`, `idempotency`, `search`).
 //!
 //! Dialect differences are written out visibly: every query function runs its body through
 //! [`on_pool!`] or [`on_tx!`], which expand it once per backend. Where the SQL text itself
@@ -18,6 +18,7 @@ pub mod outbox;
 pub mod payments;
 pub mod pricing;
 pub mod reservations;
+pub mod search;
 
 pub use db::{Backend, Db, DbConfig, Tx};
 pub use error::{Constraint, StoreError};

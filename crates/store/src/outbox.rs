@@ -88,3 +88,34 @@ pub async fn count_topic(db: &Db, topic: &str) -> Result<i64, StoreError> {
         .await)?,
     )
 }
+
+/// Events of these topics with ids above `after`, oldest first (a node's search feed reads
+/// the outbox this way, independently of delivery).
+pub async fn after_of_topics(
+    db: &Db,
+    topics: &[&str],
+    after: Uuid,
+    limit: u32,
+) -> Result<Vec<EventRow>, StoreError> {
+    Ok(on_pool!(db, p => {
+        let mut qb = sqlx::QueryBuilder::new(
+            "SELECT user_id, id, topic, payload, created_at, attempts FROM outbox WHERE id > ",
+        );
+        qb.push_bind(after).push(" AND topic IN (");
+        let mut list = qb.separated(", ");
+        for topic in topics {
+            list.push_bind(*topic);
+        }
+        qb.push(") ORDER BY id LIMIT ").push_bind(i64::from(limit));
+        qb.build_query_as().fetch_all(p).await
+    })?)
+}
+
+/// The id of the newest event of any topic (PostgreSQL has no `MAX` of UUIDs).
+pub async fn newest_id(db: &Db) -> Result<Option<Uuid>, StoreError> {
+    Ok(
+        on_pool!(db, p => sqlx::query_scalar("SELECT id FROM outbox ORDER BY id DESC LIMIT 1")
+        .fetch_optional(p)
+        .await)?,
+    )
+}

@@ -84,6 +84,7 @@ impl ApiError {
             "return" => "return_not_found",
             "fx_rate" => "fx_rate_not_found",
             "action" => "action_not_found",
+            "synonym" => "synonym_not_found",
             _ => "not_found",
         };
         Self::new(StatusCode::NOT_FOUND, code, format!("{what} not found"))

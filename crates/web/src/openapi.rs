@@ -15,7 +15,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::AppState;
-use crate::api::{admin, carts, catalog, identity, orders, pricing, reservations, stock};
+use crate::api::{admin, carts, catalog, identity, orders, pricing, reservations, search, stock};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -38,6 +38,8 @@ use crate::api::{admin, carts, catalog, identity, orders, pricing, reservations,
         pricing::currencies, pricing::shipping_methods, pricing::set_fx_rate, pricing::remove_fx_rate,
         pricing::tax_rates, pricing::set_tax_rate, pricing::set_shipping_method, pricing::create_coupon,
         pricing::create_batch, pricing::coupons, pricing::abandoned,
+        search::search_products, search::suggest, search::list_synonyms, search::create_synonym,
+        search::delete_synonym, search::query_report,
     ),
     modifiers(&BearerAuth, &Idempotency),
     tags(
@@ -50,6 +52,7 @@ use crate::api::{admin, carts, catalog, identity, orders, pricing, reservations,
         (name = "checkout", description = "Checkout, payments and provider webhooks"),
         (name = "orders", description = "Order history, fulfilment per seller, refunds and returns"),
         (name = "pricing", description = "Currencies and FX rates, tax rates, shipping methods, coupons"),
+        (name = "search", description = "Product search, suggestions, synonyms and search analytics"),
     )
 )]
 pub struct ApiDoc;

@@ -9,6 +9,9 @@
 //! - [`Reaper`] expires reservations and closes ended flash sales.
 //! - [`KeyPurge`] deletes idempotency keys past their retention (24 hours by default).
 //! - [`payments`] reconciles undecided payments and delivers the test gateway's webhooks.
+//! - [`SearchFeed`] keeps this node's search index in step with the outbox (its own reader,
+//!   not delivery: every node's index sees every change), flushes search analytics and
+//!   refreshes the past queries suggestions complete from.
 
 pub mod payments;
 
@@ -81,6 +84,40 @@ impl CatalogWatch {
             return Ok(Outcome::Worked(1));
         }
         Ok(Outcome::Idle)
+    }
+}
+
+/// This node's search upkeep.
+pub struct SearchFeed {
+    shop: Shop,
+    feed: emporium_shop::search::feed::Feed,
+    last_popular: std::time::Instant,
+}
+
+impl SearchFeed {
+    /// How often suggestions pick up new past queries.
+    const POPULAR_EVERY: Duration = Duration::from_secs(60);
+
+    pub fn new(shop: Shop) -> Self {
+        Self {
+            shop,
+            feed: Default::default(),
+            last_popular: std::time::Instant::now(),
+        }
+    }
+
+    pub async fn run_once(&mut self) -> Result<Outcome, ShopError> {
+        let applied = self.feed.run_once(&self.shop).await?;
+        let flushed = self.shop.search.analytics.flush(&self.shop).await?;
+        if self.last_popular.elapsed() >= Self::POPULAR_EVERY {
+            emporium_shop::search::analytics::refresh_popular(&self.shop).await?;
+            self.last_popular = std::time::Instant::now();
+        }
+        Ok(if applied + flushed > 0 {
+            Outcome::Worked(applied)
+        } else {
+            Outcome::Idle
+        })
     }
 }
 
@@ -209,6 +246,7 @@ pub async fn run(shop: Shop, mut shutdown: watch::Receiver<bool>) {
     tokio::spawn(payments::reconcile(shop.clone(), shutdown.clone()));
     tokio::spawn(KeyPurge::new(shop.clone()).run(shutdown.clone()));
     let dispatcher = Dispatcher::new(shop.clone());
+    let mut search = SearchFeed::new(shop.clone());
     let mut watch = CatalogWatch::new(shop);
     // Short enough that other nodes' catalog writes show within a quarter second.
     let idle = Duration::from_millis(250);
@@ -218,12 +256,15 @@ pub async fn run(shop: Shop, mut shutdown: watch::Receiver<bool>) {
         }
         let delivered = dispatcher.run_once().await;
         let watched = watch.run_once().await;
-        for result in [&delivered, &watched] {
+        let searched = search.run_once().await;
+        for result in [&delivered, &watched, &searched] {
             if let Err(e) = result {
                 tracing::warn!(error = format!("{e:#}"), "background step failed");
             }
         }
-        if matches!(delivered, Ok(Outcome::Worked(_))) {
+        if matches!(delivered, Ok(Outcome::Worked(_)))
+            || matches!(searched, Ok(Outcome::Worked(n)) if n > 0)
+        {
             continue;
         }
         tokio::select! {

@@ -7,6 +7,7 @@ mod catalog;
 mod checkout;
 mod flash;
 pub mod load;
+mod search;
 pub mod server;
 
 use crate::cli::BenchCommand;
@@ -16,6 +17,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Catalog(args) => catalog::run(args).await,
         BenchCommand::FlashSale(args) => flash::run(args).await,
         BenchCommand::Checkout(args) => checkout::run(args).await,
+        BenchCommand::Search(args) => search::run(args).await,
     }
 }
 

@@ -135,6 +135,7 @@ impl TestApp {
         let mut config = test_config();
         change(&mut config);
         self.shop = Shop::new(self.shop.db.clone(), self.clock.clone(), config);
+        attach_search(&self.shop);
         self.router = emporium_web::app(AppState::new(self.shop.clone()), &HttpConfig::default())
             .layer(MockConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
         self
@@ -144,6 +145,7 @@ impl TestApp {
         db.migrate().await.unwrap();
         let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
         let shop = Shop::new(db, clock.clone(), test_config());
+        attach_search(&shop);
         let router = emporium_web::app(AppState::new(shop.clone()), &HttpConfig::default())
             .layer(MockConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
         Self {
@@ -271,7 +273,19 @@ impl TestApp {
     }
 }
 
+/// Every test shop searches an index in memory.
+fn attach_search(shop: &Shop) {
+    let index = emporium_search::SearchIndex::in_ram(emporium_search::RankingConfig::default());
+    shop.search.attach(Arc::new(index.unwrap()));
+}
+
 impl TestApp {
+    /// Brings the search index up to date with the outbox, as the worker would.
+    pub async fn sync_search(&self) {
+        let mut feed = emporium_shop::search::feed::Feed::default();
+        while feed.run_once(&self.shop).await.unwrap() > 0 {}
+    }
+
     /// `n` customer accounts inserted directly (no password), for load and race tests.
     pub async fn bulk_users(&self, n: usize) -> Vec<emporium_domain::ids::UserId> {
         let now = self.shop.now();

@@ -18,4 +18,6 @@ mod openapi;
 mod process;
 mod reservations;
 mod schema_rules;
+mod search;
+mod search_input;
 mod stock;

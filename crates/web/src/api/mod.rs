@@ -7,6 +7,7 @@ pub mod identity;
 pub mod orders;
 pub mod pricing;
 pub mod reservations;
+pub mod search;
 pub mod stock;
 
 use axum::Router;
@@ -23,6 +24,7 @@ pub fn router() -> Router<AppState> {
         .merge(carts::router())
         .merge(orders::router())
         .merge(pricing::router())
+        .merge(search::router())
 }
 
 /// A list of items.

@@ -1,0 +1,223 @@
+//! The index of one node: opening (rebuilding when the schema version changed), writing,
+//! committing with the outbox cursor, and the snapshot searches read.
+//!
+//! One writer behind a mutex (tantivy allows one); one reader with a manual reload policy,
+//! reloaded right after each commit together with the word list, and swapped in as a new
+//! [`Snapshot`] so a search never sees half of a change.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use serde::{Deserialize, Serialize};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, Term};
+
+use crate::analysis;
+use crate::cache::ResultCache;
+use crate::document::ProductDoc;
+use crate::ranking::RankingConfig;
+use crate::schema::{self, Fields, SCHEMA_VERSION};
+use crate::suggest::PopularQueries;
+use crate::synonyms::Synonyms;
+use crate::vocab::{Typos, Vocabulary};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    #[error("search index: {0}")]
+    Index(#[from] tantivy::TantivyError),
+    #[error("search index directory: {0}")]
+    Directory(#[from] tantivy::directory::error::OpenDirectoryError),
+    #[error("search index file: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("search document: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// What a commit records besides the documents.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Payload {
+    version: u32,
+    /// The last outbox event applied (its id); absent until the first rebuild finished.
+    cursor: Option<String>,
+}
+
+/// What searches read: one consistent view of the index and its word list.
+pub struct Snapshot {
+    pub searcher: Searcher,
+    pub vocab: Vocabulary,
+    /// Moves on every commit; caches keyed by it never serve stale results.
+    pub generation: u64,
+}
+
+pub struct SearchIndex {
+    pub(crate) fields: Fields,
+    writer: Mutex<IndexWriter>,
+    reader: IndexReader,
+    snapshot: RwLock<Arc<Snapshot>>,
+    cursor: Mutex<Option<String>>,
+    pub(crate) synonyms: RwLock<Arc<Synonyms>>,
+    pub(crate) popular: RwLock<Arc<PopularQueries>>,
+    pub(crate) typos: Typos,
+    pub(crate) cache: ResultCache,
+    pub ranking: RankingConfig,
+}
+
+impl SearchIndex {
+    /// Opens the index in `dir`, or creates it. An index of another schema version is
+    /// deleted and created anew: [`SearchIndex::cursor`] is then `None` and the caller
+    /// rebuilds it from the database.
+    pub fn open(dir: &Path, ranking: RankingConfig) -> Result<Self, SearchError> {
+        std::fs::create_dir_all(dir)?;
+        let (schema, _) = schema::build();
+        let existing = Index::open_in_dir(dir).ok().filter(|index| {
+            let payload = read_payload(index);
+            payload.version == SCHEMA_VERSION && index.schema() == schema
+        });
+        let index = match existing {
+            Some(index) => index,
+            None => {
+                tracing::info!(version = SCHEMA_VERSION, "creating the search index");
+                for entry in std::fs::read_dir(dir)? {
+                    let path = entry?.path();
+                    if path.is_dir() {
+                        std::fs::remove_dir_all(&path)?;
+                    } else {
+                        std::fs::remove_file(&path)?;
+                    }
+                }
+                Index::create_in_dir(dir, schema)?
+            }
+        };
+        // Two indexing threads: one per core of the machine we size for.
+        let writer = index.writer_with_num_threads(2, 128 * 1024 * 1024)?;
+        Self::with(index, writer, ranking)
+    }
+
+    /// An index in memory (tests, evaluation).
+    pub fn in_ram(ranking: RankingConfig) -> Result<Self, SearchError> {
+        let (schema, _) = schema::build();
+        let index = Index::create_in_ram(schema);
+        let writer = index.writer_with_num_threads(1, 32 * 1024 * 1024)?;
+        Self::with(index, writer, ranking)
+    }
+
+    fn with(
+        index: Index,
+        writer: IndexWriter,
+        ranking: RankingConfig,
+    ) -> Result<Self, SearchError> {
+        analysis::register(index.tokenizers());
+        let (_, fields) = schema::build();
+        let payload = read_payload(&index);
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        let snapshot = Self::take_snapshot(&reader, &fields, 0)?;
+        Ok(Self {
+            fields,
+            writer: Mutex::new(writer),
+            reader,
+            snapshot: RwLock::new(Arc::new(snapshot)),
+            cursor: Mutex::new(payload.cursor.filter(|_| payload.version == SCHEMA_VERSION)),
+            synonyms: RwLock::default(),
+            popular: RwLock::default(),
+            typos: Typos::default(),
+            cache: ResultCache::default(),
+            ranking,
+        })
+    }
+
+    fn take_snapshot(
+        reader: &IndexReader,
+        fields: &Fields,
+        generation: u64,
+    ) -> Result<Snapshot, SearchError> {
+        let searcher = reader.searcher();
+        let vocab = Vocabulary::build(&searcher, fields.words)?;
+        Ok(Snapshot {
+            searcher,
+            vocab,
+            generation,
+        })
+    }
+
+    /// The last outbox event the index has applied; `None`: rebuild from the database.
+    pub fn cursor(&self) -> Option<String> {
+        self.cursor.lock().clone()
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.read().clone()
+    }
+
+    /// Products in the index.
+    pub fn len(&self) -> u64 {
+        self.snapshot().searcher.num_docs()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Adds or replaces a product (visible after the next commit).
+    pub fn upsert(&self, doc: &ProductDoc) -> Result<(), SearchError> {
+        let document = doc.to_document(&self.fields)?;
+        let writer = self.writer.lock();
+        writer.delete_term(Term::from_field_text(self.fields.id, &doc.id));
+        writer.add_document(document)?;
+        Ok(())
+    }
+
+    /// Removes a product (archived, draft, deleted), visible after the next commit.
+    pub fn remove(&self, id: &str) {
+        self.writer
+            .lock()
+            .delete_term(Term::from_field_text(self.fields.id, id));
+    }
+
+    /// Removes every product (before a rebuild), visible after the next commit.
+    pub fn clear(&self) -> Result<(), SearchError> {
+        self.writer.lock().delete_all_documents()?;
+        Ok(())
+    }
+
+    /// Commits pending changes with the outbox position they reach, then swaps in a fresh
+    /// snapshot. Durable on disk when this returns.
+    pub fn commit(&self, cursor: Option<&str>) -> Result<(), SearchError> {
+        let mut writer = self.writer.lock();
+        let mut prepared = writer.prepare_commit()?;
+        let payload = Payload {
+            version: SCHEMA_VERSION,
+            cursor: cursor.map(str::to_owned),
+        };
+        prepared.set_payload(&serde_json::to_string(&payload)?);
+        prepared.commit()?;
+        *self.cursor.lock() = payload.cursor;
+        self.reader.reload()?;
+        let generation = self.snapshot().generation + 1;
+        let snapshot = Self::take_snapshot(&self.reader, &self.fields, generation)?;
+        *self.snapshot.write() = Arc::new(snapshot);
+        self.cache.clear();
+        Ok(())
+    }
+
+    pub fn set_synonyms(&self, synonyms: Synonyms) {
+        *self.synonyms.write() = Arc::new(synonyms);
+        self.cache.clear();
+    }
+
+    pub fn set_popular_queries(&self, popular: PopularQueries) {
+        *self.popular.write() = Arc::new(popular);
+        self.cache.clear();
+    }
+}
+
+fn read_payload(index: &Index) -> Payload {
+    index
+        .load_metas()
+        .ok()
+        .and_then(|m| m.payload)
+        .and_then(|p| serde_json::from_str(&p).ok())
+        .unwrap_or_default()
+}

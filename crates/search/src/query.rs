@@ -1,0 +1,417 @@
+//! From the shopper's text to a tantivy query.
+//!
+//! The text is cut into normalized words (operators and quotes are just punctuation: no
+//! query syntax reaches tantivy, so no input can make it fail). Each word gets its
+//! *variants*: itself, its synonyms, completions when it is the last word, and known words
+//! within its typo budget. Each variant is analyzed per field (stemmed per language, plain
+//! for brand, categories, attributes and SKUs). The query is, per word, the best of its
+//! variants as a constant "coverage" score, plus BM25 of every matched term; see `ranking`.
+
+use std::collections::{BTreeMap, HashSet};
+
+use tantivy::Term;
+use tantivy::query::{
+    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery, Occur, PhraseQuery,
+    Query, TermQuery,
+};
+use tantivy::schema::{Field, IndexRecordOption};
+use tantivy::tokenizer::TextAnalyzer;
+
+use crate::analysis::{self, Lang};
+use crate::ranking::RankingConfig;
+use crate::schema::Fields;
+use crate::synonyms::Synonyms;
+use crate::vocab::{Typos, Vocabulary};
+
+/// Words of a query beyond this are ignored.
+pub const MAX_WORDS: usize = 12;
+
+/// How a variant matches its query word, best first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Tier {
+    Exact,
+    Synonym,
+    Prefix,
+    OneTypo,
+    TwoTypos,
+}
+
+impl Tier {
+    fn weight(self, r: &RankingConfig) -> f32 {
+        match self {
+            Tier::Exact => 1.0,
+            Tier::Synonym => r.synonym,
+            Tier::Prefix => r.prefix,
+            Tier::OneTypo => r.one_typo,
+            Tier::TwoTypos => r.two_typos,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Variant {
+    /// Usually one word; a synonym may be a phrase, all of whose words must match.
+    pub words: Vec<String>,
+    pub tier: Tier,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedWord {
+    pub word: String,
+    pub variants: Vec<Variant>,
+}
+
+/// What a query means, before it meets the index's fields.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    pub words: Vec<PlannedWord>,
+    /// The whole text when it could be a SKU code.
+    pub sku: Option<String>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.words.is_empty() && self.sku.is_none()
+    }
+}
+
+/// Everything planning reads.
+pub struct Planner<'a> {
+    pub vocab: &'a Vocabulary,
+    pub typos: &'a Typos,
+    pub synonyms: &'a Synonyms,
+    pub ranking: &'a RankingConfig,
+}
+
+impl Planner<'_> {
+    /// `prefix_last`: the shopper may still be typing the last word.
+    pub fn plan(&self, text: &str, prefix_last: bool) -> Plan {
+        let mut words = analysis::words(text);
+        words.truncate(MAX_WORDS);
+        let trimmed = text.trim();
+        let sku = (!trimmed.is_empty()
+            && trimmed.len() <= 64
+            && !trimmed.contains(char::is_whitespace)
+            && trimmed.contains(|c: char| c.is_ascii_digit()))
+        .then(|| trimmed.to_lowercase());
+        let mut planned: Vec<PlannedWord> = words
+            .iter()
+            .map(|w| PlannedWord {
+                word: w.clone(),
+                variants: vec![Variant {
+                    words: vec![w.clone()],
+                    tier: Tier::Exact,
+                }],
+            })
+            .collect();
+        self.add_synonyms(&words, &mut planned);
+        let last = words.len().saturating_sub(1);
+        for (i, p) in planned.iter_mut().enumerate() {
+            if prefix_last && i == last && !text.ends_with(char::is_whitespace) {
+                self.add_completions(p);
+            }
+            self.add_typos(p);
+        }
+        Plan {
+            words: planned,
+            sku,
+        }
+    }
+
+    fn add_synonyms(&self, words: &[String], planned: &mut [PlannedWord]) {
+        if self.synonyms.is_empty() {
+            return;
+        }
+        for len in 1..=crate::synonyms::MAX_PHRASE_WORDS.min(words.len()) {
+            for start in 0..=words.len() - len {
+                for alt in self.synonyms.lookup(&words[start..start + len]) {
+                    for p in &mut planned[start..start + len] {
+                        push_variant(p, alt.clone(), Tier::Synonym);
+                    }
+                }
+            }
+        }
+    }
+
+    fn add_completions(&self, p: &mut PlannedWord) {
+        if p.word.chars().count() < 2 {
+            return;
+        }
+        for (word, _) in self
+            .vocab
+            .completions(&p.word, self.ranking.max_prefix_completions)
+        {
+            push_variant(p, vec![word], Tier::Prefix);
+        }
+    }
+
+    fn add_typos(&self, p: &mut PlannedWord) {
+        // Digits are measures and models: "2x4" is not a typo of "2x6".
+        if p.word.contains(|c: char| c.is_ascii_digit())
+            || self.vocab.count(&p.word) > self.ranking.typo_max_known_count
+        {
+            return;
+        }
+        let budget = self.ranking.max_typos(p.word.chars().count());
+        for (word, edits, _) in self.vocab.typos(
+            self.typos,
+            &p.word,
+            budget,
+            self.ranking.max_typo_candidates,
+        ) {
+            let tier = if edits <= 1 {
+                Tier::OneTypo
+            } else {
+                Tier::TwoTypos
+            };
+            push_variant(p, vec![word], tier);
+        }
+    }
+}
+
+fn push_variant(p: &mut PlannedWord, words: Vec<String>, tier: Tier) {
+    if !p.variants.iter().any(|v| v.words == words) {
+        p.variants.push(Variant { words, tier });
+    }
+}
+
+/// The analyzers a query is built with (cloned per query: analyzers are stateful).
+pub struct Analyzers {
+    lang: Vec<(Lang, TextAnalyzer)>,
+    plain: TextAnalyzer,
+}
+
+impl Default for Analyzers {
+    fn default() -> Self {
+        Self {
+            lang: Lang::ALL
+                .into_iter()
+                .map(|l| (l, analysis::language(l)))
+                .collect(),
+            plain: analysis::plain(),
+        }
+    }
+}
+
+/// Terms to highlight, per analyzer (a language code, or "plain").
+pub type Highlights = BTreeMap<&'static str, HashSet<String>>;
+
+/// A term to look for and how much it counts.
+struct Hit {
+    field: Field,
+    term: String,
+    primary: bool,
+    boost: f32,
+}
+
+/// Turns a plan into a tantivy query; also returns the terms to highlight.
+///
+/// `require_all`: a product must match every (non stop) word, through any of its variants;
+/// otherwise any word will do. Searches try the first and relax to the second when it finds
+/// too little: all-words matching is an intersection, much cheaper than a union of every
+/// variant's postings, and it is what shoppers expect of totals and facets.
+pub fn build(
+    plan: &Plan,
+    fields: &Fields,
+    r: &RankingConfig,
+    analyzers: &mut Analyzers,
+    require_all: bool,
+) -> (Box<dyn Query>, Highlights) {
+    let mut highlights = Highlights::new();
+    if plan.is_empty() {
+        return (Box::new(AllQuery), highlights);
+    }
+    let mut per_word: Vec<Box<dyn Query>> = Vec::new();
+    for word in &plan.words {
+        let mut clauses: Vec<Box<dyn Query>> = Vec::new();
+        if is_stop_word(&word.word, analyzers) {
+            continue;
+        }
+        let mut seen: HashSet<(Field, String)> = HashSet::new();
+        let mut coverage: Vec<Box<dyn Query>> = Vec::new();
+        for tier in [
+            Tier::Exact,
+            Tier::Synonym,
+            Tier::Prefix,
+            Tier::OneTypo,
+            Tier::TwoTypos,
+        ] {
+            let weight = tier.weight(r);
+            let mut primary: Vec<Box<dyn Query>> = Vec::new();
+            let mut secondary: Vec<Box<dyn Query>> = Vec::new();
+            for variant in word.variants.iter().filter(|v| v.tier == tier) {
+                let per_word: Vec<Vec<Hit>> = variant
+                    .words
+                    .iter()
+                    .map(|w| hits_of(w, fields, r, analyzers, &mut highlights))
+                    .collect();
+                if let [hits] = per_word.as_slice() {
+                    for h in hits {
+                        if !seen.insert((h.field, h.term.clone())) {
+                            continue;
+                        }
+                        let term = Term::from_field_text(h.field, &h.term);
+                        let basic: Box<dyn Query> =
+                            Box::new(TermQuery::new(term.clone(), IndexRecordOption::Basic));
+                        if h.primary {
+                            primary.push(basic);
+                        } else {
+                            secondary.push(basic);
+                        }
+                        clauses.push(Box::new(BoostQuery::new(
+                            Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs)),
+                            h.boost * weight,
+                        )));
+                    }
+                } else {
+                    primary.push(phrase_of(&per_word));
+                }
+            }
+            if !primary.is_empty() {
+                coverage.push(Box::new(ConstScoreQuery::new(
+                    Box::new(BooleanQuery::union(primary)),
+                    r.word_weight * weight,
+                )));
+            }
+            if !secondary.is_empty() {
+                coverage.push(Box::new(ConstScoreQuery::new(
+                    Box::new(BooleanQuery::union(secondary)),
+                    r.word_weight * weight * r.description_word,
+                )));
+            }
+        }
+        if !coverage.is_empty() {
+            clauses.push(Box::new(DisjunctionMaxQuery::new(coverage)));
+        }
+        if !clauses.is_empty() {
+            per_word.push(Box::new(BooleanQuery::union(clauses)));
+        }
+    }
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+    if !per_word.is_empty() {
+        let words: Box<dyn Query> = if require_all {
+            Box::new(BooleanQuery::intersection(per_word))
+        } else {
+            Box::new(BooleanQuery::union(per_word))
+        };
+        clauses.push((Occur::Should, words));
+    }
+    if let Some(q) = phrase_boost(plan, fields, r, analyzers) {
+        clauses.push((Occur::Should, q));
+    }
+    if let Some(sku) = &plan.sku {
+        clauses.push((
+            Occur::Should,
+            Box::new(ConstScoreQuery::new(
+                Box::new(TermQuery::new(
+                    Term::from_field_text(fields.sku, sku),
+                    IndexRecordOption::Basic,
+                )),
+                r.word_weight * 3.0,
+            )),
+        ));
+    }
+    if clauses.is_empty() {
+        // Only stop words: match nothing rather than everything.
+        return (Box::new(tantivy::query::EmptyQuery), highlights);
+    }
+    (Box::new(BooleanQuery::new(clauses)), highlights)
+}
+
+fn is_stop_word(word: &str, analyzers: &mut Analyzers) -> bool {
+    analyzers
+        .lang
+        .iter_mut()
+        .find(|(l, _)| *l == Lang::En)
+        .is_some_and(|(_, a)| analysis::terms(a, word).is_empty())
+}
+
+/// The terms one word becomes in every text field.
+fn hits_of(
+    word: &str,
+    fields: &Fields,
+    r: &RankingConfig,
+    analyzers: &mut Analyzers,
+    highlights: &mut Highlights,
+) -> Vec<Hit> {
+    let mut out = Vec::new();
+    for (lang, analyzer) in &mut analyzers.lang {
+        for term in analysis::terms(analyzer, word) {
+            if let Some(field) = fields.title(*lang) {
+                out.push(Hit {
+                    field,
+                    term: term.clone(),
+                    primary: true,
+                    boost: r.title_boost,
+                });
+            }
+            if let Some(field) = fields.description(*lang) {
+                out.push(Hit {
+                    field,
+                    term: term.clone(),
+                    primary: false,
+                    boost: r.description_boost,
+                });
+            }
+            highlights.entry(lang.code()).or_default().insert(term);
+        }
+    }
+    for term in analysis::terms(&mut analyzers.plain, word) {
+        for field in [fields.meta, fields.other_text] {
+            out.push(Hit {
+                field,
+                term: term.clone(),
+                primary: true,
+                boost: r.meta_boost,
+            });
+        }
+        highlights.entry("plain").or_default().insert(term);
+    }
+    out
+}
+
+/// A multi-word synonym: every word must match one of its fields.
+fn phrase_of(per_word: &[Vec<Hit>]) -> Box<dyn Query> {
+    let musts = per_word
+        .iter()
+        .map(|hits| {
+            let any: Vec<Box<dyn Query>> = hits
+                .iter()
+                .filter(|h| h.primary)
+                .map(|h| {
+                    Box::new(TermQuery::new(
+                        Term::from_field_text(h.field, &h.term),
+                        IndexRecordOption::Basic,
+                    )) as Box<dyn Query>
+                })
+                .collect();
+            Box::new(BooleanQuery::union(any)) as Box<dyn Query>
+        })
+        .collect();
+    Box::new(BooleanQuery::intersection(musts))
+}
+
+/// The query's exact words next to each other in the English title.
+fn phrase_boost(
+    plan: &Plan,
+    fields: &Fields,
+    r: &RankingConfig,
+    analyzers: &mut Analyzers,
+) -> Option<Box<dyn Query>> {
+    if r.phrase_boost <= 0.0 || plan.words.len() < 2 {
+        return None;
+    }
+    let field = fields.title(Lang::En)?;
+    let (_, en) = analyzers.lang.iter_mut().find(|(l, _)| *l == Lang::En)?;
+    let terms: Vec<Term> = plan
+        .words
+        .iter()
+        .flat_map(|w| analysis::terms(en, &w.word))
+        .map(|t| Term::from_field_text(field, &t))
+        .collect();
+    (terms.len() >= 2).then(|| {
+        let mut phrase = PhraseQuery::new(terms);
+        phrase.set_slop(1);
+        Box::new(ConstScoreQuery::new(Box::new(phrase), r.phrase_boost)) as Box<dyn Query>
+    })
+}
