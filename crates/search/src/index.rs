@@ -224,7 +224,6 @@ fn read_payload(index: &Index) -> Payload {
 
 #[cfg(test)]
 mod tests {
-    #![expect(clippy::unwrap_used, reason = "tests fail loudly")]
     use super::*;
 
     fn doc(id: &str) -> ProductDoc {
