@@ -221,3 +221,42 @@ fn read_payload(index: &Index) -> Payload {
         .and_then(|p| serde_json::from_str(&p).ok())
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(id: &str) -> ProductDoc {
+        ProductDoc {
+            id: id.into(),
+            title: "Oak Table".into(),
+            ..ProductDoc::default()
+        }
+    }
+
+    #[test]
+    fn the_cursor_survives_a_restart_and_another_schema_version_starts_over() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let index = SearchIndex::open(dir.path(), RankingConfig::default()).unwrap();
+            assert_eq!(index.cursor(), None, "a new index asks for a rebuild");
+            index.upsert(&doc("a")).unwrap();
+            index.commit(Some("cursor-1")).unwrap();
+        }
+        let index = SearchIndex::open(dir.path(), RankingConfig::default()).unwrap();
+        assert_eq!(index.cursor().as_deref(), Some("cursor-1"));
+        assert_eq!(index.len(), 1);
+        drop(index);
+
+        // An index written by an older version of the schema.
+        let old = Index::open_in_dir(dir.path()).unwrap();
+        let mut writer: IndexWriter = old.writer_with_num_threads(1, 15_000_000).unwrap();
+        let mut prepared = writer.prepare_commit().unwrap();
+        prepared.set_payload(r#"{"version":0,"cursor":"cursor-1"}"#);
+        prepared.commit().unwrap();
+        drop(writer);
+        let index = SearchIndex::open(dir.path(), RankingConfig::default()).unwrap();
+        assert_eq!(index.cursor(), None, "rebuilt from the database");
+        assert_eq!(index.len(), 0);
+    }
+}

@@ -172,8 +172,10 @@ async fn three_servers() {
     let racers = shoppers.split_off(900);
     let dir = tempfile::tempdir().unwrap();
     let mut servers = Vec::new();
-    for _ in 0..3 {
-        servers.push(Server::start(dir.path(), Some(&url)).await);
+    for node in 0..3 {
+        // Each node keeps its own search index in its own data directory.
+        let data_dir = dir.path().join(format!("node-{node}"));
+        servers.push(Server::start(&data_dir, Some(&url)).await);
     }
     let addrs: Vec<String> = servers.iter().map(|s| s.addr.clone()).collect();
     let db = Db::connect(&config).await.unwrap();
