@@ -69,13 +69,14 @@ pub async fn count_pending(db: &Db) -> Result<i64, StoreError> {
 /// The id of the newest event of any of these topics.
 pub async fn newest_of_topics(db: &Db, topics: &[&str]) -> Result<Option<Uuid>, StoreError> {
     Ok(on_pool!(db, p => {
-        let mut qb = sqlx::QueryBuilder::new("SELECT MAX(id) FROM outbox WHERE topic IN (");
+        // ORDER BY ... LIMIT 1 rather than MAX(id): PostgreSQL has no max() for UUIDs.
+        let mut qb = sqlx::QueryBuilder::new("SELECT id FROM outbox WHERE topic IN (");
         let mut list = qb.separated(", ");
         for topic in topics {
             list.push_bind(*topic);
         }
-        qb.push(")");
-        qb.build_query_scalar().fetch_one(p).await
+        qb.push(") ORDER BY id DESC LIMIT 1");
+        qb.build_query_scalar().fetch_optional(p).await
     })?)
 }
 
