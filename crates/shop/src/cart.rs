@@ -467,7 +467,7 @@ async fn view(
         None => Destination::home(shop),
     };
     let priced = price_cart(shop, cart, items, &destination).await?;
-    Ok(priced.view(cart, shop))
+    Ok(priced.view(cart))
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

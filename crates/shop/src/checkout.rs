@@ -185,7 +185,7 @@ pub async fn checkout(
         reservation.id,
     )
     .await;
-    let (order, payment) = match placed {
+    let (_, payment) = match placed {
         Ok(p) => p,
         Err(e) => {
             let mut tx = shop.db.begin().await?;
@@ -205,14 +205,13 @@ pub async fn checkout(
             return Err(e);
         }
     };
-    charge(shop, actor, order, payment, &req.card_token).await
+    charge(shop, actor, payment, &req.card_token).await
 }
 
 /// Asks the provider to charge and applies its answer.
 async fn charge(
     shop: &Shop,
     actor: &Actor,
-    order: OrderRow,
     payment: PaymentRow,
     token: &str,
 ) -> Result<CheckoutView, ShopError> {
@@ -249,15 +248,12 @@ async fn charge(
         }
     };
     let applied = payments::apply(shop, actor.user_id, payment.id, &report, None).await?;
-    let _ = order;
     checkout_view(&applied.order, &applied.payment)
 }
 
 /// The order already placed for this cart (a repeated submit), with its newest payment.
 async fn existing_order(shop: &Shop, actor: &Actor, cart: Uuid) -> Result<CheckoutView, ShopError> {
-    let mut tx = shop.db.begin().await?;
-    let order = order_store::order_for_cart(&mut tx, actor.user_id.0, cart).await?;
-    drop(tx);
+    let order = order_store::order_for_cart(&shop.db, actor.user_id.0, cart).await?;
     let order =
         order.ok_or_else(|| ShopError::conflict("cart_not_open", "the cart is not open"))?;
     let payment = payment_store::payments_of_order(&shop.db, actor.user_id.0, order.id)

@@ -146,10 +146,12 @@ pub async fn reopen_cart(
     Ok(())
 }
 
+const ITEMS_OF_CART: &str = "SELECT user_id, cart_id, id, variant_id, quantity, unit_price_minor, created_at \
+    FROM cart_items WHERE user_id = $1 AND cart_id = $2 ORDER BY id";
+
 pub async fn items(db: &Db, user: Uuid, cart: Uuid) -> Result<Vec<CartItemRow>, StoreError> {
     Ok(on_pool!(db, p => sqlx::query_as(
-        "SELECT user_id, cart_id, id, variant_id, quantity, unit_price_minor, created_at FROM cart_items \
-         WHERE user_id = $1 AND cart_id = $2 ORDER BY id",
+        ITEMS_OF_CART,
     )
     .bind(user)
     .bind(cart)
@@ -163,8 +165,7 @@ pub async fn items_in_tx(
     cart: Uuid,
 ) -> Result<Vec<CartItemRow>, StoreError> {
     Ok(on_tx!(tx, c => sqlx::query_as(
-        "SELECT user_id, cart_id, id, variant_id, quantity, unit_price_minor, created_at FROM cart_items \
-         WHERE user_id = $1 AND cart_id = $2 ORDER BY id",
+        ITEMS_OF_CART,
     )
     .bind(user)
     .bind(cart)

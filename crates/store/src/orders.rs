@@ -112,19 +112,23 @@ pub async fn insert_order(
     Ok(())
 }
 
-/// The order of this customer for this cart, if one was placed.
+/// The order of this customer for this cart: the live one when there is one, else the
+/// newest cancelled one (a cart reopens after a failed payment and may be ordered again).
 pub async fn order_for_cart(
-    tx: &mut Tx,
+    db: &Db,
     user: Uuid,
     cart: Uuid,
 ) -> Result<Option<OrderRow>, StoreError> {
-    Ok(on_tx!(tx, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND cart_id = $2"
+    Ok(
+        on_pool!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND cart_id = $2 \
+         ORDER BY (status = 'cancelled'), id DESC LIMIT 1"
     )))
     .bind(user)
     .bind(cart)
-    .fetch_optional(c)
-    .await)?)
+    .fetch_optional(p)
+    .await)?,
+    )
 }
 
 pub async fn find_order(db: &Db, user: Uuid, id: Uuid) -> Result<Option<OrderRow>, StoreError> {
@@ -213,11 +217,16 @@ pub async fn add_refunded(
     Ok(())
 }
 
+const LINES_OF_ORDER: &str = "SELECT user_id, order_id, line_no, variant_id, product_id, seller_id, sku, \
+    title, quantity, unit_price_minor, discount_minor, tax_minor, total_minor FROM order_lines \
+    WHERE user_id = $1 AND order_id = $2 ORDER BY line_no";
+
+const FULFILMENTS_OF_ORDER: &str = "SELECT user_id, order_id, seller_id, status, carrier, tracking, \
+    shipped_at, delivered_at FROM fulfilments WHERE user_id = $1 AND order_id = $2 ORDER BY seller_id";
+
 pub async fn lines(db: &Db, user: Uuid, order: Uuid) -> Result<Vec<OrderLineRow>, StoreError> {
     Ok(on_pool!(db, p => sqlx::query_as(
-        "SELECT user_id, order_id, line_no, variant_id, product_id, seller_id, sku, title, quantity, \
-         unit_price_minor, discount_minor, tax_minor, total_minor FROM order_lines \
-         WHERE user_id = $1 AND order_id = $2 ORDER BY line_no",
+        LINES_OF_ORDER,
     )
     .bind(user).bind(order)
     .fetch_all(p)
@@ -230,9 +239,7 @@ pub async fn lines_in_tx(
     order: Uuid,
 ) -> Result<Vec<OrderLineRow>, StoreError> {
     Ok(on_tx!(tx, c => sqlx::query_as(
-        "SELECT user_id, order_id, line_no, variant_id, product_id, seller_id, sku, title, quantity, \
-         unit_price_minor, discount_minor, tax_minor, total_minor FROM order_lines \
-         WHERE user_id = $1 AND order_id = $2 ORDER BY line_no",
+        LINES_OF_ORDER,
     )
     .bind(user).bind(order)
     .fetch_all(c)
@@ -245,8 +252,7 @@ pub async fn fulfilments(
     order: Uuid,
 ) -> Result<Vec<FulfilmentRow>, StoreError> {
     Ok(on_pool!(db, p => sqlx::query_as(
-        "SELECT user_id, order_id, seller_id, status, carrier, tracking, shipped_at, delivered_at \
-         FROM fulfilments WHERE user_id = $1 AND order_id = $2 ORDER BY seller_id",
+        FULFILMENTS_OF_ORDER,
     )
     .bind(user).bind(order)
     .fetch_all(p)
@@ -259,8 +265,7 @@ pub async fn fulfilments_in_tx(
     order: Uuid,
 ) -> Result<Vec<FulfilmentRow>, StoreError> {
     Ok(on_tx!(tx, c => sqlx::query_as(
-        "SELECT user_id, order_id, seller_id, status, carrier, tracking, shipped_at, delivered_at \
-         FROM fulfilments WHERE user_id = $1 AND order_id = $2 ORDER BY seller_id",
+        FULFILMENTS_OF_ORDER,
     )
     .bind(user).bind(order)
     .fetch_all(c)

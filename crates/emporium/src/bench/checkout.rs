@@ -152,7 +152,7 @@ async fn measure(pg_url: Option<&String>, args: &CheckoutBenchArgs) -> anyhow::R
     }
     let elapsed = started.elapsed().as_secs_f64();
     // Read the outcome from the database the server wrote.
-    let check = super::flash::open(&url, server_dir_hint(&server)).await;
+    let check = super::flash::open(&url, server.data_dir()).await;
     let steps: Vec<StepReport> = STEPS
         .iter()
         .zip(samples.iter_mut())
@@ -191,10 +191,6 @@ async fn measure(pg_url: Option<&String>, args: &CheckoutBenchArgs) -> anyhow::R
         && paid as u64 >= completed;
     server.stop().await;
     Ok(report)
-}
-
-fn server_dir_hint(server: &Server) -> &std::path::Path {
-    server.data_dir()
 }
 
 fn quantile(sorted: &[f64], q: f64) -> f64 {

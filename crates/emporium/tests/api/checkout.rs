@@ -156,6 +156,9 @@ on_both_databases! {
         let retry = checkout(&app, &buyer, &cart, "tok_success").await;
         assert_eq!(retry.body["status"], "paid", "{}", retry.text);
         assert_ne!(retry.body["order_id"], r.body["order_id"]);
+        // Submitting the cart once more answers with the live order, not the cancelled one.
+        let again = checkout(&app, &buyer, &cart, "tok_success").await;
+        assert_eq!(again.body["order_id"], retry.body["order_id"], "{}", again.text);
         let poor = checkout(&app, &app.customer("poor@example.com").await, &cart, "tok_insufficient_funds").await;
         poor.assert_problem(404, "cart_not_found");
         app.assert_stock_equation().await;

@@ -235,7 +235,7 @@ pub async fn price_cart(
 }
 
 impl PricedCart {
-    pub fn view(&self, cart: &CartRow, _shop: &Shop) -> CartView {
+    pub fn view(&self, cart: &CartRow) -> CartView {
         let q = &self.quote;
         CartView {
             id: cart.id,
