@@ -161,7 +161,8 @@ struct Open {
     cart: CartRow,
     items: Vec<CartItemRow>,
     repriced: bool,
-    /// Today's unit prices (at the cart's rate) of the cart's and the requested variants.
+    /// Today's unit prices (at the cart's rate) of the requested variants, and of the
+    /// cart's lines when re-priced.
     prices: std::collections::HashMap<Uuid, i64>,
 }
 
@@ -186,13 +187,22 @@ async fn open(
     } else {
         emporium_domain::pricing::FxRate::from_e9(peek.fx_rate_e9)?
     };
-    let mut ids: Vec<Uuid> = store::items(&shop.db, peek.user_id, peek.id)
-        .await?
-        .iter()
-        .map(|i| i.variant_id)
-        .collect();
+    // Prices are needed for the requested variants, and for every line when re-pricing.
+    let mut ids: Vec<Uuid> = if repriced {
+        store::items(&shop.db, peek.user_id, peek.id)
+            .await?
+            .iter()
+            .map(|i| i.variant_id)
+            .collect()
+    } else {
+        Vec::new()
+    };
     ids.extend_from_slice(also);
-    let prices = price::current_prices(shop, &ids, currency, rate).await?;
+    let prices = if ids.is_empty() {
+        Default::default()
+    } else {
+        price::current_prices(shop, &ids, currency, rate).await?
+    };
     let mut tx = shop.db.begin().await?;
     let mut cart = store::lock_cart(&mut tx, id)
         .await?

@@ -74,6 +74,8 @@ pub struct Shop {
     pub sessions: Arc<identity::SessionCache>,
     /// Batched session lookups for cache misses.
     pub session_loader: Arc<sessions::SessionLoader>,
+    /// Tax rates, shipping methods and FX rates, read recently.
+    pub pricing: Arc<pricing::PricingCache>,
     /// Flash sales this node has read recently.
     pub sales: Arc<inventory::flash::SaleCache>,
     /// The payment provider (the built-in test gateway).
@@ -100,6 +102,7 @@ impl Shop {
             test_gateway,
             engine,
             sales: Arc::default(),
+            pricing: Arc::default(),
             search: Arc::default(),
             sessions: Arc::default(),
             session_loader: Arc::new(sessions::SessionLoader::new(db.clone())),

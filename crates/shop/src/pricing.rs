@@ -13,6 +13,10 @@ use uuid::Uuid;
 
 use crate::{Shop, ShopError};
 
+mod tables;
+
+pub use tables::{PricingCache, PricingTables};
+
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FxRateView {
     pub currency: String,
@@ -62,6 +66,7 @@ pub async fn set_fx_rate(
     let mut tx = shop.db.begin().await?;
     store::upsert_fx_rate(&mut tx, currency.code(), rate.e9(), now).await?;
     tx.commit().await?;
+    shop.pricing.clear();
     Ok(FxRateView {
         currency: currency.code().to_owned(),
         rate: rate.display(),
@@ -75,6 +80,7 @@ pub async fn remove_fx_rate(shop: &Shop, currency: Currency) -> Result<(), ShopE
         return Err(ShopError::NotFound("fx_rate"));
     }
     tx.commit().await?;
+    shop.pricing.clear();
     Ok(())
 }
 
@@ -83,8 +89,11 @@ pub(crate) async fn rate_for(shop: &Shop, currency: Currency) -> Result<FxRate, 
     if currency == shop.config.checkout.base_currency {
         return Ok(FxRate::ONE);
     }
-    let e9 = store::find_fx_rate(&shop.db, currency.code())
-        .await?
+    let tables = shop.pricing.get(&shop.db).await?;
+    let e9 = tables
+        .fx_rates
+        .get(currency.code())
+        .copied()
         .ok_or_else(|| {
             ShopError::conflict(
                 "currency_not_enabled",
@@ -140,6 +149,7 @@ pub async fn set_tax_rate(
     let mut tx = shop.db.begin().await?;
     store::upsert_tax_rate(&mut tx, &row).await?;
     tx.commit().await?;
+    shop.pricing.clear();
     Ok(row.into())
 }
 
@@ -228,6 +238,7 @@ pub async fn set_shipping_method(
     let mut tx = shop.db.begin().await?;
     store::upsert_shipping_method(&mut tx, &row).await?;
     tx.commit().await?;
+    shop.pricing.clear();
     Ok(row.into())
 }
 

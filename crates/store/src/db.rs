@@ -1,8 +1,9 @@
 //! Connection pools and transactions.
 //!
-//! SQLite runs in WAL mode with two pools on one file: a single writer connection
-//! (`synchronous=FULL`, so an acknowledged commit survives power loss; SQLite has one writer
-//! anyway, and queueing in our pool is cheaper than `SQLITE_BUSY` retries) and a reader pool.
+//! SQLite runs in WAL mode on one file with a single writer connection (`synchronous=FULL`, so
+//! an acknowledged commit survives power loss; SQLite has one writer anyway, and queueing for
+//! ours is cheaper than `SQLITE_BUSY` retries) whose transactions are group-committed (see
+//! [`crate::writer`]), and a reader pool.
 //! PostgreSQL uses one pool for both with `synchronous_commit=on`.
 
 use std::path::Path;
@@ -11,9 +12,10 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+use sqlx::{PgPool, Postgres, SqlitePool, Transaction};
 
 use crate::StoreError;
+use crate::writer::{self, Writer, WriterTx};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
@@ -48,7 +50,7 @@ impl DbConfig {
 
 #[derive(Clone)]
 pub(crate) enum Pools {
-    Sqlite { write: SqlitePool, read: SqlitePool },
+    Sqlite { write: Writer, read: SqlitePool },
     Postgres(PgPool),
 }
 
@@ -88,20 +90,22 @@ impl Db {
     /// Applies the backend's pending migrations.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match &self.pools {
-            Pools::Sqlite { write, .. } => SQLITE_MIGRATIONS.run(write).await?,
+            Pools::Sqlite { write, .. } => {
+                let mut writer = write.exclusive().await?;
+                SQLITE_MIGRATIONS.run(writer.conn()).await?
+            }
             Pools::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await?,
         }
         Ok(())
     }
 
-    /// Starts a write transaction. On SQLite it runs on the single writer connection and
-    /// takes the write lock at once (`BEGIN IMMEDIATE`), so it never fails half-way with
-    /// `SQLITE_BUSY` when upgrading from a read.
+    /// Starts a write transaction. On SQLite it is a savepoint on the single writer
+    /// connection, inside a batch that holds the write lock from its start (`BEGIN
+    /// IMMEDIATE`, so it never fails half-way with `SQLITE_BUSY` when upgrading from a read)
+    /// and is committed for many transactions at once.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
         let inner = match &self.pools {
-            Pools::Sqlite { write, .. } => {
-                TxInner::Sqlite(write.begin_with("BEGIN IMMEDIATE").await?)
-            }
+            Pools::Sqlite { write, .. } => TxInner::Sqlite(write.begin().await?),
             Pools::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
         };
         Ok(Tx { inner })
@@ -117,7 +121,7 @@ impl Db {
     pub fn pool_stats(&self) -> Vec<(&'static str, u32, usize)> {
         match &self.pools {
             Pools::Sqlite { write, read } => vec![
-                ("sqlite_write", write.size(), write.num_idle()),
+                ("sqlite_write", 1, usize::from(write.is_idle())),
                 ("sqlite_read", read.size(), read.num_idle()),
             ],
             Pools::Postgres(pool) => vec![("postgres", pool.size(), pool.num_idle())],
@@ -149,7 +153,7 @@ pub struct Tx {
 }
 
 pub(crate) enum TxInner {
-    Sqlite(Transaction<'static, Sqlite>),
+    Sqlite(WriterTx),
     Postgres(Transaction<'static, Postgres>),
 }
 
@@ -181,11 +185,7 @@ async fn connect_sqlite(config: &DbConfig) -> Result<Pools, StoreError> {
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(5));
     // The writer fsyncs every commit: an acknowledged response means durable data.
-    let write = SqlitePoolOptions::new()
-        .max_connections(1)
-        .min_connections(1)
-        .connect_with(base.clone().synchronous(SqliteSynchronous::Full))
-        .await?;
+    let write = writer::connect(&base.clone().synchronous(SqliteSynchronous::Full)).await?;
     let read = SqlitePoolOptions::new()
         .max_connections(config.max_connections.max(1))
         .connect_with(base.read_only(false).synchronous(SqliteSynchronous::Normal))

@@ -29,6 +29,9 @@ pub enum StoreError {
     Sqlx(#[source] sqlx::Error),
     #[error("migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The SQLite write batch this transaction joined did not commit (see `writer`).
+    #[error("the write batch failed: {0}")]
+    Batch(String),
     #[error("stored data could not be decoded: {0}")]
     Corrupt(String),
 }

@@ -19,6 +19,7 @@ pub mod payments;
 pub mod pricing;
 pub mod reservations;
 pub mod search;
+mod writer;
 
 pub use db::{Backend, Db, DbConfig, Tx};
 pub use error::{Constraint, StoreError};

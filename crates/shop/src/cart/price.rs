@@ -142,11 +142,12 @@ async fn choose_shipping(
     rate: FxRate,
 ) -> Result<Option<(ShippingMethodRow, i64)>, ShopError> {
     let base = shop.config.checkout.base_currency;
-    let methods = pricing_store::list_shipping_methods(&shop.db).await?;
-    let mut options: Vec<(ShippingMethodRow, i64)> = methods
-        .into_iter()
+    let tables = shop.pricing.get(&shop.db).await?;
+    let mut options: Vec<(ShippingMethodRow, i64)> = tables
+        .shipping_methods
+        .iter()
         .filter(|m| serves(m, &destination.country))
-        .filter_map(|m| shipping_cost(&m, goods, currency, base, rate).map(|c| (m, c)))
+        .filter_map(|m| shipping_cost(m, goods, currency, base, rate).map(|c| (m.clone(), c)))
         .collect();
     options.sort_by_key(|(m, cost)| (*cost, m.code.clone()));
     match &destination.shipping_method {
@@ -208,8 +209,11 @@ pub async fn price_cart(
         .map(|i| i.unit_price_minor * i.quantity)
         .collect();
     let tax_mode = shop.config.checkout.tax_mode;
-    let tax_bp = pricing_store::tax_rate_for(&shop.db, &destination.country, &destination.region)
+    let tax_bp = shop
+        .pricing
+        .get(&shop.db)
         .await?
+        .tax_rate_for(&destination.country, &destination.region)
         .unwrap_or(0);
     let mut input = QuoteInput {
         line_totals: &line_totals,
