@@ -111,6 +111,16 @@ impl Db {
         Ok(Tx { inner })
     }
 
+    /// A write transaction that commits on its own, never sharing its COMMIT with others
+    /// (on PostgreSQL the same as [`Db::begin`]). Only for comparing designs in benchmarks.
+    pub async fn begin_solo(&self) -> Result<Tx, StoreError> {
+        let inner = match &self.pools {
+            Pools::Sqlite { write, .. } => TxInner::Sqlite(write.begin_solo().await?),
+            Pools::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
+        };
+        Ok(Tx { inner })
+    }
+
     /// `SELECT 1` on the read path: is the database reachable?
     pub async fn ping(&self) -> Result<(), StoreError> {
         crate::on_pool!(self, p => sqlx::query("SELECT 1").execute(p).await.map(|r| r.rows_affected()))?;

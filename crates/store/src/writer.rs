@@ -82,7 +82,33 @@ impl Writer {
             sqlx::query("SAVEPOINT tx").execute(&mut state.conn).await?;
             // Until `commit` releases it, the savepoint is rolled back by the next holder.
             state.abandoned = true;
-            Ok(WriterTx { state, writer })
+            Ok(WriterTx {
+                state,
+                writer,
+                solo: false,
+            })
+        })
+        .await
+    }
+
+    /// A transaction of its own with its own COMMIT (and fsync), not shared with others:
+    /// what a design without group commit pays, kept for benchmarks that compare the two.
+    pub(crate) async fn begin_solo(&self) -> Result<WriterTx, StoreError> {
+        let writer = self.clone();
+        run_to_completion(async move {
+            let mut state = writer.state.clone().lock_owned().await;
+            state.flush().await;
+            sqlx::query("BEGIN IMMEDIATE")
+                .execute(&mut state.conn)
+                .await?;
+            state.open = true;
+            sqlx::query("SAVEPOINT tx").execute(&mut state.conn).await?;
+            state.abandoned = true;
+            Ok(WriterTx {
+                state,
+                writer,
+                solo: true,
+            })
         })
         .await
     }
@@ -188,12 +214,18 @@ impl State {
 pub(crate) struct WriterTx {
     state: OwnedMutexGuard<State>,
     writer: Writer,
+    /// Commits alone, at once (see [`Writer::begin_solo`]).
+    solo: bool,
 }
 
 impl WriterTx {
     /// Releases the savepoint into the batch and waits until the batch is durable.
     pub(crate) async fn commit(self) -> Result<(), StoreError> {
-        let WriterTx { mut state, writer } = self;
+        let WriterTx {
+            mut state,
+            writer,
+            solo,
+        } = self;
         // Like `begin`: once the savepoint is released, the waiter is registered and a
         // committer queued even if the caller stops waiting.
         let receiver = run_to_completion(async move {
@@ -206,7 +238,11 @@ impl WriterTx {
             state.abandoned = false;
             let (sender, receiver) = oneshot::channel();
             state.waiting.push(sender);
-            writer.queue_commit(&mut state);
+            if solo {
+                state.flush().await;
+            } else {
+                writer.queue_commit(&mut state);
+            }
             Ok(receiver)
         })
         .await?;
@@ -466,5 +502,28 @@ mod tests {
             assert!(stored.contains(&(k - 10_000)), "{k} is half-written");
         }
         assert!(stored.contains(&99_999));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn solo_transactions_each_pay_their_own_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, reader) = writer(&dir).await;
+        let before = writer.state.lock().await.batches.load(Ordering::Relaxed);
+        let tasks: Vec<_> = (0..40)
+            .map(|k| {
+                let writer = writer.clone();
+                tokio::spawn(async move {
+                    let mut tx = writer.begin_solo().await.unwrap();
+                    insert(&mut tx, k).await.unwrap();
+                    tx.commit().await.unwrap();
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let after = writer.state.lock().await.batches.load(Ordering::Relaxed);
+        assert_eq!(after - before, 40);
+        assert_eq!(keys(&reader).await.len(), 40);
     }
 }

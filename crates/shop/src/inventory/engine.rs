@@ -158,10 +158,16 @@ impl Engine {
     pub async fn reserve(&self, attempt: Attempt) -> Reply {
         if self.config.mode == EngineMode::Naive {
             let now = self.clock.now();
-            return process(&self.db, &self.memory, now, vec![attempt])
-                .await
-                .pop()
-                .unwrap_or_else(|| Err(lost()));
+            return process(
+                &self.db,
+                &self.memory,
+                now,
+                vec![attempt],
+                EngineMode::Naive,
+            )
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(lost()));
         }
         if self.queued.fetch_add(1, Ordering::AcqRel) >= self.config.max_queue {
             self.queued.fetch_sub(1, Ordering::AcqRel);
@@ -223,7 +229,8 @@ impl Writer {
             let (attempts, replies): (Vec<Attempt>, Vec<_>) =
                 jobs.into_iter().map(|j| (j.attempt, j.reply)).unzip();
             let size = attempts.len();
-            let answers = process(&self.db, &self.memory, self.clock.now(), attempts).await;
+            let now = self.clock.now();
+            let answers = process(&self.db, &self.memory, now, attempts, EngineMode::Batched).await;
             self.queued.fetch_sub(size, Ordering::AcqRel);
             tracing::debug!(
                 batch.size = size,
@@ -244,8 +251,9 @@ async fn process(
     memory: &Memory,
     now: DateTime<Utc>,
     attempts: Vec<Attempt>,
+    mode: EngineMode,
 ) -> Vec<Reply> {
-    match grant(db, memory, now, &attempts).await {
+    match grant(db, memory, now, &attempts, mode).await {
         Ok(answers) => answers,
         Err(e) => {
             let e = format!("{e:#}");
@@ -274,8 +282,14 @@ async fn grant(
     memory: &Memory,
     now: DateTime<Utc>,
     attempts: &[Attempt],
+    mode: EngineMode,
 ) -> Result<Vec<Reply>, ShopError> {
-    let mut tx = db.begin().await?;
+    // The naive design commits every attempt on its own; the engine's batches share the
+    // store's group commit with the node's other writes.
+    let mut tx = match mode {
+        EngineMode::Naive => db.begin_solo().await?,
+        EngineMode::Batched => db.begin().await?,
+    };
     let mut variants: Vec<Uuid> = attempts
         .iter()
         .flat_map(|a| match a {
