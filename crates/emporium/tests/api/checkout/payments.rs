@@ -105,6 +105,46 @@ on_both_databases! {
         app.assert_stock_equation().await;
     }
 
+    async fn the_worker_delivers_webhooks_to_the_server_over_http(app) {
+        let app = fast_gateway(app);
+        shop_with(&app, "HOOK-1", 5).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = emporium_web::app(emporium_web::AppState::new(app.shop.clone()), &emporium_web::HttpConfig::default());
+        let served = tokio::spawn(async move { axum::serve(listener, server).await });
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let delivering = tokio::spawn(emporium_worker::payments::deliver_webhooks(app.shop.clone(), base, shutdown));
+        let mut orders = Vec::new();
+        for i in 0..3 {
+            let buyer = app.customer(&format!("hook{i}@example.com")).await;
+            let cart = cart_with(&app, &buyer, "HOOK-1", 1).await;
+            let r = checkout(&app, &buyer, &cart, "tok_async").await;
+            assert_eq!(r.body["payment"]["status"], "processing", "{}", r.text);
+            orders.push((buyer, r.body["order_id"].as_str().unwrap().to_owned()));
+        }
+        // The provider settles; its signed webhooks reach the endpoint only through the worker.
+        assert_eq!(app.shop.test_gateway.settle(), 3);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        for (buyer, order) in &orders {
+            loop {
+                let status = app.get(&format!("/api/v1/orders/{order}"), Some(buyer)).await.body["status"].clone();
+                if status == "paid" {
+                    break;
+                }
+                assert_eq!(status, "pending_payment");
+                assert!(std::time::Instant::now() < deadline, "order {order} not paid by a delivered webhook");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+        assert!(app.shop.test_gateway.take_webhooks().is_empty(), "every webhook was delivered");
+        assert_eq!(stock(&app, "HOOK-1").await, (2, 0));
+        assert_eq!(emporium_store::payments::integrity(&app.shop.db).await.unwrap(), (3, 3, 0));
+        stop.send(true).unwrap();
+        delivering.await.unwrap();
+        served.abort();
+        app.assert_stock_equation().await;
+    }
+
     async fn a_timeout_cancels_and_a_late_capture_is_refunded(app) {
         let app = fast_gateway(app);
         shop_with(&app, "TMO-1", 2).await;
