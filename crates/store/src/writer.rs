@@ -3,9 +3,10 @@
 //! SQLite has one writer, and with `synchronous=FULL` each COMMIT waits for an fsync. Instead
 //! of one COMMIT per request, the single writer connection keeps an outer transaction open
 //! while requests queue for it: each request's [`Tx`](crate::Tx) is a savepoint inside it.
-//! Committing a `Tx` releases its savepoint and then waits; a committer, queued on the same
-//! fair (FIFO) lock behind the requests that were already waiting, issues one COMMIT for all
-//! of them and answers them together. So a `Tx::commit` returns only once its writes are
+//! Committing a `Tx` hands its savepoint to the batch (the next holder releases it in the
+//! same round trip as its own `SAVEPOINT`) and then waits; a committer, queued on the same
+//! fair (FIFO) lock behind the requests that were already waiting when the batch opened,
+//! issues one COMMIT for all of them and answers them together. So a `Tx::commit` returns only once its writes are
 //! durable, and under load one fsync covers the whole queue.
 //!
 //! A `Tx` dropped without committing is rolled back to its savepoint by the next holder of
@@ -31,16 +32,27 @@ pub(crate) struct Writer {
     state: Arc<Mutex<State>>,
 }
 
+/// What the savepoint `tx` of the connection's last holder still needs. Each step is sent
+/// together with the next holder's first one (`RELEASE tx; SAVEPOINT tx`), because every
+/// statement is a round trip to the connection's thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Savepoint {
+    /// No savepoint is open.
+    None,
+    /// Open and not committed: in use, or dropped without committing (then rolled back).
+    Open,
+    /// Committed by its holder, to be released into the batch.
+    Committed,
+}
+
 pub(crate) struct State {
     conn: SqliteConnection,
     /// `BEGIN IMMEDIATE` was issued and the batch's COMMIT is still to come.
     open: bool,
-    /// The savepoint `tx` is open and not released (its `WriterTx` is in use, or was dropped
-    /// without committing): the next holder rolls it back before anything else.
-    abandoned: bool,
+    savepoint: Savepoint,
     /// A committer is queued for the lock.
     commit_queued: bool,
-    /// Requests whose savepoints were released into the open batch.
+    /// Requests whose savepoints were committed into the open batch.
     waiting: Vec<Waiter>,
     /// Batches committed so far (read by the checkpointer without the lock).
     batches: Arc<AtomicU64>,
@@ -52,7 +64,7 @@ impl Writer {
             state: Arc::new(Mutex::new(State {
                 conn,
                 open: false,
-                abandoned: false,
+                savepoint: Savepoint::None,
                 commit_queued: false,
                 waiting: Vec::new(),
                 batches: Arc::default(),
@@ -69,19 +81,13 @@ impl Writer {
         let writer = self.clone();
         run_to_completion(async move {
             let mut state = writer.state.clone().lock_owned().await;
-            state.settle().await;
-            if !state.open {
-                sqlx::query("BEGIN IMMEDIATE")
-                    .execute(&mut state.conn)
-                    .await?;
-                state.open = true;
+            let opening = !state.open;
+            state.enter().await?;
+            if opening {
                 // Every batch gets its committer at once, queued behind the requests that
                 // are already waiting: they join this batch, later ones the next.
                 writer.queue_commit(&mut state);
             }
-            sqlx::query("SAVEPOINT tx").execute(&mut state.conn).await?;
-            // Until `commit` releases it, the savepoint is rolled back by the next holder.
-            state.abandoned = true;
             Ok(WriterTx {
                 state,
                 writer,
@@ -98,12 +104,7 @@ impl Writer {
         run_to_completion(async move {
             let mut state = writer.state.clone().lock_owned().await;
             state.flush().await;
-            sqlx::query("BEGIN IMMEDIATE")
-                .execute(&mut state.conn)
-                .await?;
-            state.open = true;
-            sqlx::query("SAVEPOINT tx").execute(&mut state.conn).await?;
-            state.abandoned = true;
+            state.enter().await?;
             Ok(WriterTx {
                 state,
                 writer,
@@ -159,29 +160,54 @@ impl State {
         &mut self.conn
     }
 
-    /// Rolls back the savepoint of a dropped `Tx`.
-    async fn settle(&mut self) {
-        if !std::mem::take(&mut self.abandoned) {
-            return;
+    /// What settles the last holder's savepoint, as the prefix of the next statement.
+    fn settling(&self) -> &'static str {
+        match self.savepoint {
+            Savepoint::None => "",
+            Savepoint::Open => "ROLLBACK TO tx; RELEASE tx; ",
+            Savepoint::Committed => "RELEASE tx; ",
         }
-        let rolled_back = match sqlx::query("ROLLBACK TO tx").execute(&mut self.conn).await {
-            Ok(_) => sqlx::query("RELEASE tx").execute(&mut self.conn).await,
-            Err(err) => Err(err),
-        };
-        if let Err(err) = rolled_back {
-            self.fail(format!("rolling back a savepoint: {err}")).await;
+    }
+
+    /// Settles the last holder's savepoint and opens a new one, opening the batch first if
+    /// needed: one round trip.
+    async fn enter(&mut self) -> Result<(), StoreError> {
+        if self.open {
+            let sql = format!("{}SAVEPOINT tx", self.settling());
+            match sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut self.conn)
+                .await
+            {
+                Ok(_) => {
+                    self.savepoint = Savepoint::Open;
+                    return Ok(());
+                }
+                // The batch is lost (its waiters are told); start a new one.
+                Err(err) => self.fail(format!("settling a savepoint: {err}")).await,
+            }
         }
+        sqlx::raw_sql("BEGIN IMMEDIATE; SAVEPOINT tx")
+            .execute(&mut self.conn)
+            .await?;
+        self.open = true;
+        self.savepoint = Savepoint::Open;
+        Ok(())
     }
 
     /// Commits the open batch and answers its waiters.
     async fn flush(&mut self) {
-        self.settle().await;
         if !self.open {
             return;
         }
-        match sqlx::query("COMMIT").execute(&mut self.conn).await {
+        // COMMIT releases a committed savepoint by itself.
+        let sql = match self.savepoint {
+            Savepoint::Open => "ROLLBACK TO tx; COMMIT",
+            Savepoint::None | Savepoint::Committed => "COMMIT",
+        };
+        match sqlx::raw_sql(sql).execute(&mut self.conn).await {
             Ok(_) => {
                 self.open = false;
+                self.savepoint = Savepoint::None;
                 self.batches.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("emporium_sqlite_group_commits_total").increment(1);
                 metrics::histogram!("emporium_sqlite_group_commit_size")
@@ -200,6 +226,7 @@ impl State {
         // The outer transaction may already be gone; then ROLLBACK fails, which is fine.
         let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
         self.open = false;
+        self.savepoint = Savepoint::None;
         for waiter in self.waiting.drain(..) {
             let _ = waiter.send(Err(reason.clone()));
         }
@@ -209,8 +236,8 @@ impl State {
 /// One request's write transaction: a savepoint in the writer's open batch. Derefs to the
 /// connection, so queries run on it like on any SQLite transaction.
 ///
-/// Dropped without [`WriterTx::commit`], it leaves its savepoint marked abandoned, and the
-/// next holder of the connection rolls it back.
+/// Dropped without [`WriterTx::commit`], it leaves its savepoint open, and the next holder
+/// of the connection rolls it back.
 pub(crate) struct WriterTx {
     state: OwnedMutexGuard<State>,
     writer: Writer,
@@ -219,23 +246,17 @@ pub(crate) struct WriterTx {
 }
 
 impl WriterTx {
-    /// Releases the savepoint into the batch and waits until the batch is durable.
+    /// Hands the savepoint to the batch and waits until the batch is durable.
     pub(crate) async fn commit(self) -> Result<(), StoreError> {
         let WriterTx {
             mut state,
             writer,
             solo,
         } = self;
-        // Like `begin`: once the savepoint is released, the waiter is registered and a
+        // Like `begin`: once committed into the batch, the waiter is registered and a
         // committer queued even if the caller stops waiting.
         let receiver = run_to_completion(async move {
-            if let Err(err) = sqlx::query("RELEASE tx").execute(&mut state.conn).await {
-                let err = StoreError::from(err);
-                state.abandoned = false;
-                state.fail(format!("releasing a savepoint: {err}")).await;
-                return Err(err);
-            }
-            state.abandoned = false;
+            state.savepoint = Savepoint::Committed;
             let (sender, receiver) = oneshot::channel();
             state.waiting.push(sender);
             if solo {
@@ -254,15 +275,6 @@ impl WriterTx {
     }
 }
 
-/// Runs `work` in its own task, so that it finishes even if the caller is dropped.
-async fn run_to_completion<T: Send + 'static>(
-    work: impl std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
-) -> Result<T, StoreError> {
-    tokio::spawn(work)
-        .await
-        .unwrap_or_else(|e| Err(StoreError::Batch(format!("the writer task failed: {e}"))))
-}
-
 impl Deref for WriterTx {
     type Target = SqliteConnection;
 
@@ -275,6 +287,15 @@ impl DerefMut for WriterTx {
     fn deref_mut(&mut self) -> &mut SqliteConnection {
         &mut self.state.conn
     }
+}
+
+/// Runs `work` in its own task, so that it finishes even if the caller is dropped.
+async fn run_to_completion<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::spawn(work)
+        .await
+        .unwrap_or_else(|e| Err(StoreError::Batch(format!("the writer task failed: {e}"))))
 }
 
 /// How often the checkpointer copies committed WAL frames into the database file.
