@@ -1,0 +1,196 @@
+//! The group commit against a real SQLite file: sharing, isolation, cancellation,
+//! checkpoints and the solo baseline.
+
+use std::str::FromStr;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+
+use super::*;
+
+async fn writer(dir: &tempfile::TempDir) -> (Writer, sqlx::SqlitePool) {
+    let url = format!("sqlite://{}", dir.path().join("w.db").display());
+    let options = SqliteConnectOptions::from_str(&url)
+        .unwrap()
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full);
+    let writer = connect(&options).await.unwrap();
+    sqlx::query("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+        .execute(writer.exclusive().await.unwrap().conn())
+        .await
+        .unwrap();
+    let reader = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    (writer, reader)
+}
+
+async fn keys(reader: &sqlx::SqlitePool) -> Vec<i64> {
+    sqlx::query_scalar("SELECT k FROM t ORDER BY k")
+        .fetch_all(reader)
+        .await
+        .unwrap()
+}
+
+async fn insert(tx: &mut WriterTx, k: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO t (k, v) VALUES (?, 'x')")
+        .bind(k)
+        .execute(&mut **tx)
+        .await
+        .map(|_| ())
+}
+
+/// Keys `0..n`, each inserted by its own task in its own transaction.
+async fn insert_concurrently(writer: &Writer, n: i64, solo: bool) {
+    let tasks: Vec<_> = (0..n)
+        .map(|k| {
+            let writer = writer.clone();
+            tokio::spawn(async move {
+                let mut tx = if solo {
+                    writer.begin_solo().await.unwrap()
+                } else {
+                    writer.begin().await.unwrap()
+                };
+                insert(&mut tx, k).await.unwrap();
+                tx.commit().await.unwrap();
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_transactions_share_commits_and_all_become_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, reader) = writer(&dir).await;
+    insert_concurrently(&writer, 200, false).await;
+    assert_eq!(keys(&reader).await, (0..200).collect::<Vec<_>>());
+    let batches = writer.state.lock().await.batches.load(Ordering::Relaxed);
+    assert!(
+        (1..200).contains(&batches),
+        "200 concurrent transactions took {batches} commits"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_committed_transaction_is_visible_to_readers_when_commit_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, reader) = writer(&dir).await;
+    for k in 0..5 {
+        let mut tx = writer.begin().await.unwrap();
+        insert(&mut tx, k).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(keys(&reader).await.last(), Some(&k));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dropped_or_failed_transaction_rolls_back_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, reader) = writer(&dir).await;
+    let tasks: Vec<_> = (0..60)
+        .map(|k| {
+            let writer = writer.clone();
+            tokio::spawn(async move {
+                let mut tx = writer.begin().await.unwrap();
+                insert(&mut tx, k).await.unwrap();
+                match k % 3 {
+                    // Dropped without commit.
+                    0 => false,
+                    // A constraint error half-way, then dropped.
+                    1 => {
+                        insert(&mut tx, 1000 + k).await.unwrap();
+                        assert!(insert(&mut tx, 1000 + k).await.is_err());
+                        false
+                    }
+                    _ => {
+                        tx.commit().await.unwrap();
+                        true
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut expected = Vec::new();
+    for (k, t) in tasks.into_iter().enumerate() {
+        if t.await.unwrap() {
+            expected.push(k as i64);
+        }
+    }
+    writer.close().await;
+    assert_eq!(keys(&reader).await, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_checkpointer_moves_commits_into_the_database_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, _reader) = writer(&dir).await;
+    let file = dir.path().join("w.db");
+    let before = std::fs::metadata(&file).unwrap().len();
+    let mut tx = writer.begin().await.unwrap();
+    for k in 0..1000 {
+        sqlx::query("INSERT INTO t (k, v) VALUES (?, ?)")
+            .bind(k)
+            .bind("x".repeat(1000))
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    // The writer itself never checkpoints: only the background connection can grow the file.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while std::fs::metadata(&file).unwrap().len() < before + 500_000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint within 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_cancelled_at_any_step_leave_the_writer_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, reader) = writer(&dir).await;
+    let mut acknowledged = Vec::new();
+    for k in 0..300_i64 {
+        let w = writer.clone();
+        let attempt = async move {
+            let mut tx = w.begin().await.unwrap();
+            insert(&mut tx, k).await.unwrap();
+            insert(&mut tx, k + 10_000).await.unwrap();
+            tx.commit().await.unwrap();
+        };
+        // Cut off anywhere from before `begin` to after the commit.
+        let budget = Duration::from_micros((k as u64 * 37) % 1500);
+        if tokio::time::timeout(budget, attempt).await.is_ok() {
+            acknowledged.push(k);
+        }
+    }
+    let mut tx = writer.begin().await.unwrap();
+    insert(&mut tx, 99_999).await.unwrap();
+    tx.commit().await.unwrap();
+    let stored = keys(&reader).await;
+    for k in &acknowledged {
+        assert!(stored.contains(k), "acknowledged {k} is missing");
+    }
+    // Every transaction is whole: both of its rows or neither.
+    for k in stored.iter().filter(|k| **k < 10_000) {
+        assert!(stored.contains(&(k + 10_000)), "{k} is half-written");
+    }
+    for k in stored.iter().filter(|k| (10_000..99_999).contains(*k)) {
+        assert!(stored.contains(&(k - 10_000)), "{k} is half-written");
+    }
+    assert!(stored.contains(&99_999));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn solo_transactions_each_pay_their_own_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, reader) = writer(&dir).await;
+    let before = writer.state.lock().await.batches.load(Ordering::Relaxed);
+    insert_concurrently(&writer, 40, true).await;
+    let after = writer.state.lock().await.batches.load(Ordering::Relaxed);
+    assert_eq!(after - before, 40);
+    assert_eq!(keys(&reader).await.len(), 40);
+}
