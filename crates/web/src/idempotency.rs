@@ -59,7 +59,9 @@ pub async fn middleware(State(app): State<AppState>, request: Request, next: Nex
     if !mutating || !request.headers().contains_key(KEY_HEADER) {
         return next.run(request).await;
     }
-    keyed(app, request, next)
+    // Boxed: the keyed path's future is large, and every request (keyed or not) would
+    // otherwise carry and move it through the middleware stack.
+    Box::pin(keyed(app, request, next))
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }

@@ -184,7 +184,7 @@ pub async fn reserve(
         );
     }
     // The window and the limit never change: a cached copy answers for them.
-    let (sale, sku) = shop.sales.get(shop, id, StdDuration::from_secs(60)).await?;
+    let (sale, sku) = Box::pin(shop.sales.get(shop, id, StdDuration::from_secs(60))).await?;
     let now = shop.now();
     if now < sale.starts_at {
         return Err(ShopError::conflict_with(
@@ -215,15 +215,16 @@ pub async fn reserve(
         ));
     }
     let ttl = DEFAULT_TTL.min(sale.ends_at - now + chrono::Duration::minutes(10));
-    shop.engine
-        .reserve(Attempt::Flash {
-            user,
-            sale,
-            sku,
-            quantity,
-            ttl,
-        })
-        .await
+    // Boxed: the engine's future is large, and the answers above (sold out, not started)
+    // should not carry and move it.
+    Box::pin(shop.engine.reserve(Attempt::Flash {
+        user,
+        sale,
+        sku,
+        quantity,
+        ttl,
+    }))
+    .await
 }
 
 /// Parses a price for a sale.
