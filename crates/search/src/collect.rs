@@ -7,7 +7,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::ops::Bound;
+use std::sync::Arc;
 
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{Column, StrColumn};
@@ -19,6 +19,7 @@ pub use crate::request::{
     PRICE_BOUNDS, RATING, RATING_STEPS, Sort,
 };
 use crate::schema::ATTR_SEP;
+use crate::values::{ColumnValues, SegmentValues};
 
 pub struct SearchCollector<'a> {
     pub filters: &'a Filters,
@@ -29,6 +30,8 @@ pub struct SearchCollector<'a> {
     pub minor_per_major: u64,
     pub ranking: &'a RankingConfig,
     pub facets: bool,
+    /// The facet columns' values per segment ordinal (see `values`).
+    pub values: &'a [Arc<SegmentValues>],
 }
 
 impl Collector for SearchCollector<'_> {
@@ -74,11 +77,16 @@ impl Collector for SearchCollector<'_> {
     }
 }
 
+/// Picks one column's values out of a segment's.
+type Pick = fn(&SegmentValues) -> &ColumnValues;
+
 /// A string column and, when filtered, the accepted ordinals.
 struct StrDim {
     column: StrColumn,
     accepted: Option<Vec<u64>>,
     counts: Vec<u64>,
+    /// The column's values read with the snapshot; `None`: ask the dictionary.
+    values: Option<(Arc<SegmentValues>, Pick)>,
 }
 
 impl StrDim {
@@ -87,6 +95,7 @@ impl StrDim {
         name: &str,
         wanted: &[String],
         facets: bool,
+        values: Option<(Arc<SegmentValues>, Pick)>,
     ) -> tantivy::Result<Option<Self>> {
         let Some(column) = reader.fast_fields().str(name)? else {
             return Ok(None);
@@ -96,9 +105,11 @@ impl StrDim {
         } else {
             let mut ords = Vec::new();
             for w in wanted {
-                if let Some(ord) = column.dictionary().term_ord(w)? {
-                    ords.push(ord);
-                }
+                let ord = match &values {
+                    Some((v, pick)) => pick(v).ord(w),
+                    None => column.dictionary().term_ord(w)?,
+                };
+                ords.extend(ord);
             }
             Some(ords)
         };
@@ -111,6 +122,7 @@ impl StrDim {
             column,
             accepted,
             counts,
+            values,
         }))
     }
 
@@ -121,8 +133,8 @@ impl StrDim {
         }
     }
 
-    /// Resolves the most frequent values to strings: reading a value from the dictionary
-    /// costs microseconds, and a broad query can touch thousands of brands.
+    /// Resolves the most frequent values to strings (a broad query can touch thousands of
+    /// brands).
     fn harvest(&self, out: &mut HashMap<String, u64>, keep: usize) -> tantivy::Result<()> {
         let mut nonzero: Vec<(u64, u64)> = self
             .counts
@@ -138,8 +150,19 @@ impl StrDim {
         nonzero.sort_unstable();
         let mut s = String::new();
         for (ord, n) in nonzero {
-            self.column.ord_to_str(ord, &mut s)?;
-            *out.entry(s.clone()).or_default() += n;
+            let value = match &self.values {
+                Some((v, pick)) => pick(v).get(ord).unwrap_or_default(),
+                None => {
+                    self.column.ord_to_str(ord, &mut s)?;
+                    &s
+                }
+            };
+            match out.get_mut(value) {
+                Some(count) => *count += n,
+                None => {
+                    out.insert(value.to_owned(), n);
+                }
+            }
         }
         Ok(())
     }
@@ -188,47 +211,41 @@ impl SegmentSearch {
         let ff = reader.fast_fields();
         let ids = match &f.ids {
             Some(ids) => Some(
-                StrDim::open(reader, "id", ids, false)?
+                StrDim::open(reader, "id", ids, false, None)?
                     .ok_or_else(|| tantivy::TantivyError::FieldNotFound("id".into()))?,
             ),
             None => None,
         };
         let category_wanted: Vec<String> = f.category.iter().cloned().collect();
-        let category = StrDim::open(reader, "category", &category_wanted, c.facets)?;
-        let brand = StrDim::open(reader, "brand", &f.brands, c.facets)?;
+        // Read here when the snapshot did not (a collector used on another searcher).
+        let values = match c.values.get(segment_ord as usize) {
+            Some(v) => v.clone(),
+            None => Arc::new(SegmentValues::read(reader)?),
+        };
+        let with = |pick: Pick| Some((values.clone(), pick));
+        let category = StrDim::open(
+            reader,
+            "category",
+            &category_wanted,
+            c.facets,
+            with(|v| &v.category),
+        )?;
+        let brand = StrDim::open(reader, "brand", &f.brands, c.facets, with(|v| &v.brand))?;
         let attr_values: Vec<String> = f
             .attributes
             .iter()
             .take(MAX_ATTR_FILTERS)
             .flat_map(|(name, values)| values.iter().map(move |v| format!("{name}{ATTR_SEP}{v}")))
             .collect();
-        let attrs = StrDim::open(reader, "attrs", &attr_values, c.facets)?;
+        let attrs = StrDim::open(reader, "attrs", &attr_values, c.facets, with(|v| &v.attrs))?;
         let mut attr_filters = Vec::new();
-        for (name, values) in f.attributes.iter().take(MAX_ATTR_FILTERS) {
-            let Some(dim) = &attrs else {
-                attr_filters.push((Vec::new(), 0..0));
-                continue;
-            };
-            let dict = dim.column.dictionary();
-            let mut accepted = Vec::new();
-            for v in values {
-                if let Some(ord) = dict.term_ord(format!("{name}{ATTR_SEP}{v}"))? {
-                    accepted.push(ord);
-                }
-            }
-            let lo = format!("{name}{ATTR_SEP}");
-            let hi = format!(
-                "{name}{}",
-                char::from_u32(ATTR_SEP as u32 + 1).unwrap_or(ATTR_SEP)
-            );
-            let (start, end) = dict.term_bounds_to_ord(
-                Bound::Included(lo.as_bytes()),
-                Bound::Excluded(hi.as_bytes()),
-            )?;
-            attr_filters.push((
-                accepted,
-                bound_start(start)..bound_end(end, dict.num_terms()),
-            ));
+        for (name, wanted) in f.attributes.iter().take(MAX_ATTR_FILTERS) {
+            let prefix = format!("{name}{ATTR_SEP}");
+            let accepted = wanted
+                .iter()
+                .filter_map(|w| values.attrs.ord(&format!("{prefix}{w}")))
+                .collect();
+            attr_filters.push((accepted, values.attrs.prefix_range(&prefix)));
         }
         let sales = ff.column_opt::<u64>("sales")?;
         let max_sales = sales.as_ref().map_or(0, |c| c.max_value());
@@ -380,22 +397,6 @@ impl SegmentSearch {
                 .unwrap_or(0) as f64,
             Sort::BestSelling => sales as f64,
         }
-    }
-}
-
-fn bound_start(b: Bound<u64>) -> u64 {
-    match b {
-        Bound::Included(v) => v,
-        Bound::Excluded(v) => v + 1,
-        Bound::Unbounded => 0,
-    }
-}
-
-fn bound_end(b: Bound<u64>, len: usize) -> u64 {
-    match b {
-        Bound::Included(v) => v + 1,
-        Bound::Excluded(v) => v,
-        Bound::Unbounded => len as u64,
     }
 }
 

@@ -19,6 +19,7 @@ use crate::ranking::RankingConfig;
 use crate::schema::{self, Fields, SCHEMA_VERSION};
 use crate::suggest::PopularQueries;
 use crate::synonyms::Synonyms;
+use crate::values::{self, SegmentValues};
 use crate::vocab::{Typos, Vocabulary};
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +46,8 @@ struct Payload {
 pub struct Snapshot {
     pub searcher: Searcher,
     pub vocab: Vocabulary,
+    /// The facet columns' values per segment ordinal.
+    pub values: Vec<Arc<SegmentValues>>,
     /// Moves on every commit; caches keyed by it never serve stale results.
     pub generation: u64,
 }
@@ -135,9 +138,11 @@ impl SearchIndex {
     ) -> Result<Snapshot, SearchError> {
         let searcher = reader.searcher();
         let vocab = Vocabulary::build(&searcher, fields.words)?;
+        let values = values::read_all(&searcher)?;
         Ok(Snapshot {
             searcher,
             vocab,
+            values,
             generation,
         })
     }

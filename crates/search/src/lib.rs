@@ -7,7 +7,8 @@
 //! tantivy query), `request` (filters, sort, collected counts), `collect` (filters, disjunctive
 //! facets, blend, top k in one pass),
 //! `ranking` (the blend's knobs), `search` (running a search), `results`, `snippet`
-//! (highlighting), `suggest` (as-you-type), `cache`.
+//! (highlighting), `suggest` (as-you-type), `cache`, `values` (facet
+//! column values per segment).
 
 pub mod analysis;
 mod cache;
@@ -24,6 +25,7 @@ pub mod search;
 pub mod snippet;
 pub mod suggest;
 pub mod synonyms;
+pub mod values;
 pub mod vocab;
 
 pub use collect::{Filters, Sort};

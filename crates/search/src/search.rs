@@ -81,6 +81,7 @@ impl SearchIndex {
             minor_per_major,
             ranking: &self.ranking,
             facets: req.facets,
+            values: &snap.values,
         };
         let (query, highlights) =
             query::build(&plan, &self.fields, &self.ranking, &mut analyzers, true);
