@@ -122,7 +122,11 @@ fn main() {
     let requests: Vec<SearchRequest> = (0..n_queries)
         .map(|i| {
             let at = (mix(i as u64 * 7_919) % data.queries.len() as u64) as usize;
-            let mut req = SearchRequest::text(&data.queries[at].text, 20);
+            let limit = std::env::var("LIMIT")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(20);
+            let mut req = SearchRequest::text(&data.queries[at].text, limit);
             req.facets = std::env::var("FACETS").map_or(true, |v| v != "0");
             match at % 10 {
                 5 | 6 => req.filters.brands = vec![brands[at % brands.len()].0.clone()],
@@ -151,6 +155,7 @@ fn main() {
         times.push((t.elapsed().as_secs_f64() * 1e3, i, found.total));
     }
     let wall = all.elapsed().as_secs_f64();
+    phases(&index, &requests);
     let mean = times.iter().map(|t| t.0).sum::<f64>() / times.len() as f64;
     let mut sorted = times.clone();
     sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -163,11 +168,121 @@ fn main() {
         q(0.99),
         q(1.0)
     );
+    for (lo, hi) in [(0, 100), (100, 1_000), (1_000, 10_000), (10_000, u64::MAX)] {
+        let group: Vec<f64> = times
+            .iter()
+            .filter(|t| t.2 >= lo && t.2 < hi)
+            .map(|t| t.0)
+            .collect();
+        println!(
+            "total in [{lo}, {hi}): {} searches, {:.0} ms in all",
+            group.len(),
+            group.iter().sum::<f64>()
+        );
+    }
     for (ms, i, total) in sorted.iter().rev().take(15) {
         let r = &requests[*i];
         println!(
             "{ms:8.2} ms  total {total:6}  {:?}  brand={:?} cat={:?} price={:?} stock={:?}",
             r.text, r.filters.brands, r.filters.category, r.filters.price_min, r.filters.in_stock
         );
+    }
+}
+
+/// Time of the phases before collection: planning, building the query, matching alone.
+fn phases(index: &SearchIndex, requests: &[SearchRequest]) {
+    use emporium_search::query::{self, Analyzers, Planner};
+    let snap = index.snapshot();
+    let synonyms = Default::default();
+    let typos = Default::default();
+    let planner = Planner {
+        vocab: &snap.vocab,
+        typos: &typos,
+        synonyms: &synonyms,
+        ranking: &index.ranking,
+    };
+    let fields = emporium_search::schema::build().1;
+    let (mut plan_s, mut build_s, mut count_s) = (0.0, 0.0, 0.0);
+    let (mut score_s, mut relax_s, mut relaxed) = (0.0, 0.0, 0);
+    for req in requests {
+        let t = Instant::now();
+        let plan = planner.plan(&req.text, true);
+        plan_s += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let mut analyzers = Analyzers::default();
+        let (q, _) = query::build(
+            &plan,
+            &fields,
+            &snap.live,
+            &index.ranking,
+            &mut analyzers,
+            true,
+        );
+        build_s += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let n = snap
+            .searcher
+            .search(q.as_ref(), &tantivy::collector::Count)
+            .unwrap();
+        count_s += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let _ = snap.searcher.search(q.as_ref(), &ScoreSum).unwrap();
+        score_s += t.elapsed().as_secs_f64();
+        if n < 10 && plan.words.len() > 1 {
+            relaxed += 1;
+            let (q, _) = query::build(
+                &plan,
+                &fields,
+                &snap.live,
+                &index.ranking,
+                &mut analyzers,
+                false,
+            );
+            let t = Instant::now();
+            let _ = snap.searcher.search(q.as_ref(), &ScoreSum).unwrap();
+            relax_s += t.elapsed().as_secs_f64();
+        }
+    }
+    let n = requests.len() as f64;
+    println!(
+        "per search: plan {:.3} ms, build {:.3} ms, match (count only) {:.3} ms, \
+         match with scores {:.3} ms, relaxed {relaxed} times: {:.3} ms",
+        plan_s / n * 1e3,
+        build_s / n * 1e3,
+        count_s / n * 1e3,
+        score_s / n * 1e3,
+        relax_s / n * 1e3
+    );
+}
+
+/// Scores every match and keeps nothing: the cost of scoring alone.
+struct ScoreSum;
+
+impl tantivy::collector::Collector for ScoreSum {
+    type Fruit = f32;
+    type Child = ScoreSum;
+
+    fn for_segment(&self, _: u32, _: &tantivy::SegmentReader) -> tantivy::Result<ScoreSum> {
+        Ok(ScoreSum)
+    }
+
+    fn requires_scoring(&self) -> bool {
+        true
+    }
+
+    fn merge_fruits(&self, fruits: Vec<f32>) -> tantivy::Result<f32> {
+        Ok(fruits.into_iter().sum())
+    }
+}
+
+impl tantivy::collector::SegmentCollector for ScoreSum {
+    type Fruit = f32;
+
+    fn collect(&mut self, _: tantivy::DocId, score: tantivy::Score) {
+        std::hint::black_box(score);
+    }
+
+    fn harvest(self) -> f32 {
+        0.0
     }
 }

@@ -15,6 +15,7 @@ use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, Term};
 use crate::analysis;
 use crate::cache::ResultCache;
 use crate::document::ProductDoc;
+use crate::query::{Analyzers, LiveFields};
 use crate::ranking::RankingConfig;
 use crate::schema::{self, Fields, SCHEMA_VERSION};
 use crate::suggest::PopularQueries;
@@ -46,6 +47,8 @@ struct Payload {
 pub struct Snapshot {
     pub searcher: Searcher,
     pub vocab: Vocabulary,
+    /// The text fields with any term (queries skip the others).
+    pub live: LiveFields,
     /// The facet columns' values per segment ordinal.
     pub values: Vec<Arc<SegmentValues>>,
     /// Moves on every commit; caches keyed by it never serve stale results.
@@ -62,6 +65,8 @@ pub struct SearchIndex {
     pub(crate) popular: RwLock<Arc<PopularQueries>>,
     pub(crate) typos: Typos,
     pub(crate) cache: ResultCache,
+    /// Cloned per search (see `Analyzers`).
+    pub(crate) analyzers: Analyzers,
     pub ranking: RankingConfig,
 }
 
@@ -116,7 +121,7 @@ impl SearchIndex {
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
-        let snapshot = Self::take_snapshot(&reader, &fields, 0)?;
+        let snapshot = Self::take_snapshot(&reader, &fields, 0, &[])?;
         Ok(Self {
             fields,
             writer: Mutex::new(writer),
@@ -127,21 +132,26 @@ impl SearchIndex {
             popular: RwLock::default(),
             typos: Typos::default(),
             cache: ResultCache::default(),
+            analyzers: Analyzers::default(),
             ranking,
         })
     }
 
+    /// `previous`: the segment values of the last snapshot, reused for unchanged segments.
     fn take_snapshot(
         reader: &IndexReader,
         fields: &Fields,
         generation: u64,
+        previous: &[Arc<SegmentValues>],
     ) -> Result<Snapshot, SearchError> {
         let searcher = reader.searcher();
         let vocab = Vocabulary::build(&searcher, fields.words)?;
-        let values = values::read_all(&searcher)?;
+        let values = values::read_all(&searcher, previous)?;
+        let live = live_fields(&searcher, fields)?;
         Ok(Snapshot {
             searcher,
             vocab,
+            live,
             values,
             generation,
         })
@@ -200,8 +210,13 @@ impl SearchIndex {
         prepared.commit()?;
         *self.cursor.lock() = payload.cursor;
         self.reader.reload()?;
-        let generation = self.snapshot().generation + 1;
-        let snapshot = Self::take_snapshot(&self.reader, &self.fields, generation)?;
+        let previous = self.snapshot();
+        let snapshot = Self::take_snapshot(
+            &self.reader,
+            &self.fields,
+            previous.generation + 1,
+            &previous.values,
+        )?;
         *self.snapshot.write() = Arc::new(snapshot);
         self.cache.clear();
         Ok(())
@@ -216,6 +231,25 @@ impl SearchIndex {
         *self.popular.write() = Arc::new(popular);
         self.cache.clear();
     }
+}
+
+/// The searched text fields that hold a term in some segment.
+fn live_fields(searcher: &Searcher, fields: &Fields) -> Result<LiveFields, SearchError> {
+    let text = fields
+        .title
+        .values()
+        .chain(fields.description.values())
+        .chain([&fields.meta, &fields.other_text]);
+    let mut live = LiveFields::new();
+    for field in text {
+        for segment in searcher.segment_readers() {
+            if segment.inverted_index(*field)?.terms().num_terms() > 0 {
+                live.insert(*field);
+                break;
+            }
+        }
+    }
+    Ok(live)
 }
 
 fn read_payload(index: &Index) -> Payload {

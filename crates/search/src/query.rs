@@ -175,7 +175,9 @@ fn push_variant(p: &mut PlannedWord, words: Vec<String>, tier: Tier) {
     }
 }
 
-/// The analyzers a query is built with (cloned per query: analyzers are stateful).
+/// The analyzers a query is built with (cloned per query: analyzers are stateful; cloning
+/// shares their stop word lists, building them does not).
+#[derive(Clone)]
 pub struct Analyzers {
     lang: Vec<(Lang, TextAnalyzer)>,
     plain: TextAnalyzer,
@@ -189,6 +191,20 @@ impl Default for Analyzers {
                 .map(|l| (l, analysis::language(l)))
                 .collect(),
             plain: analysis::plain(),
+        }
+    }
+}
+
+/// The text fields that hold at least one term: a query leaves the others out (a product
+/// in a language nobody translated into costs nothing but the lookups).
+pub type LiveFields = HashSet<Field>;
+
+impl Analyzers {
+    /// The analyzer of a language's fields, or the plain one.
+    pub fn of(&mut self, lang: Option<Lang>) -> &mut TextAnalyzer {
+        match self.lang.iter_mut().find(|(l, _)| Some(*l) == lang) {
+            Some((_, a)) => a,
+            None => &mut self.plain,
         }
     }
 }
@@ -213,6 +229,7 @@ struct Hit {
 pub fn build(
     plan: &Plan,
     fields: &Fields,
+    live: &LiveFields,
     r: &RankingConfig,
     analyzers: &mut Analyzers,
     require_all: bool,
@@ -243,7 +260,7 @@ pub fn build(
                 let per_word: Vec<Vec<Hit>> = variant
                     .words
                     .iter()
-                    .map(|w| hits_of(w, fields, r, analyzers, &mut highlights))
+                    .map(|w| hits_of(w, fields, live, r, analyzers, &mut highlights))
                     .collect();
                 if let [hits] = per_word.as_slice() {
                     for h in hits {
@@ -330,6 +347,7 @@ fn is_stop_word(word: &str, analyzers: &mut Analyzers) -> bool {
 fn hits_of(
     word: &str,
     fields: &Fields,
+    live: &LiveFields,
     r: &RankingConfig,
     analyzers: &mut Analyzers,
     highlights: &mut Highlights,
@@ -337,7 +355,7 @@ fn hits_of(
     let mut out = Vec::new();
     for (lang, analyzer) in &mut analyzers.lang {
         for term in analysis::terms(analyzer, word) {
-            if let Some(field) = fields.title(*lang) {
+            if let Some(field) = fields.title(*lang).filter(|f| live.contains(f)) {
                 out.push(Hit {
                     field,
                     term: term.clone(),
@@ -345,7 +363,7 @@ fn hits_of(
                     boost: r.title_boost,
                 });
             }
-            if let Some(field) = fields.description(*lang) {
+            if let Some(field) = fields.description(*lang).filter(|f| live.contains(f)) {
                 out.push(Hit {
                     field,
                     term: term.clone(),
@@ -357,7 +375,10 @@ fn hits_of(
         }
     }
     for term in analysis::terms(&mut analyzers.plain, word) {
-        for field in [fields.meta, fields.other_text] {
+        for field in [fields.meta, fields.other_text]
+            .into_iter()
+            .filter(|f| live.contains(f))
+        {
             out.push(Hit {
                 field,
                 term: term.clone(),
