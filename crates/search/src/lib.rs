@@ -8,7 +8,7 @@
 //! facets, blend, top k in one pass),
 //! `ranking` (the blend's knobs), `search` (running a search), `results`, `snippet`
 //! (highlighting), `suggest` (as-you-type), `cache`, `values` (facet
-//! column values per segment).
+//! column values per segment), `word` (one query word as one scorer).
 
 pub mod analysis;
 mod cache;
@@ -27,6 +27,7 @@ pub mod suggest;
 pub mod synonyms;
 pub mod values;
 pub mod vocab;
+mod word;
 
 pub use collect::{Filters, Sort};
 pub use document::{LocalText, ProductDoc};

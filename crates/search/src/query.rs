@@ -11,8 +11,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use tantivy::Term;
 use tantivy::query::{
-    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery, Occur, PhraseQuery,
-    Query, TermQuery,
+    AllQuery, BooleanQuery, ConstScoreQuery, Occur, PhraseQuery, Query, TermQuery,
 };
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::tokenizer::TextAnalyzer;
@@ -22,6 +21,7 @@ use crate::ranking::RankingConfig;
 use crate::schema::Fields;
 use crate::synonyms::Synonyms;
 use crate::vocab::{Typos, Vocabulary};
+use crate::word::{Part, WordQuery};
 
 /// Words of a query beyond this are ignored.
 pub const MAX_WORDS: usize = 12;
@@ -240,68 +240,11 @@ pub fn build(
     }
     let mut per_word: Vec<Box<dyn Query>> = Vec::new();
     for word in &plan.words {
-        let mut clauses: Vec<Box<dyn Query>> = Vec::new();
         if is_stop_word(&word.word, analyzers) {
             continue;
         }
-        let mut seen: HashSet<(Field, String)> = HashSet::new();
-        let mut coverage: Vec<Box<dyn Query>> = Vec::new();
-        for tier in [
-            Tier::Exact,
-            Tier::Synonym,
-            Tier::Prefix,
-            Tier::OneTypo,
-            Tier::TwoTypos,
-        ] {
-            let weight = tier.weight(r);
-            let mut primary: Vec<Box<dyn Query>> = Vec::new();
-            let mut secondary: Vec<Box<dyn Query>> = Vec::new();
-            for variant in word.variants.iter().filter(|v| v.tier == tier) {
-                let per_word: Vec<Vec<Hit>> = variant
-                    .words
-                    .iter()
-                    .map(|w| hits_of(w, fields, live, r, analyzers, &mut highlights))
-                    .collect();
-                if let [hits] = per_word.as_slice() {
-                    for h in hits {
-                        if !seen.insert((h.field, h.term.clone())) {
-                            continue;
-                        }
-                        let term = Term::from_field_text(h.field, &h.term);
-                        let basic: Box<dyn Query> =
-                            Box::new(TermQuery::new(term.clone(), IndexRecordOption::Basic));
-                        if h.primary {
-                            primary.push(basic);
-                        } else {
-                            secondary.push(basic);
-                        }
-                        clauses.push(Box::new(BoostQuery::new(
-                            Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs)),
-                            h.boost * weight,
-                        )));
-                    }
-                } else {
-                    primary.push(phrase_of(&per_word));
-                }
-            }
-            if !primary.is_empty() {
-                coverage.push(Box::new(ConstScoreQuery::new(
-                    Box::new(BooleanQuery::union(primary)),
-                    r.word_weight * weight,
-                )));
-            }
-            if !secondary.is_empty() {
-                coverage.push(Box::new(ConstScoreQuery::new(
-                    Box::new(BooleanQuery::union(secondary)),
-                    r.word_weight * weight * r.description_word,
-                )));
-            }
-        }
-        if !coverage.is_empty() {
-            clauses.push(Box::new(DisjunctionMaxQuery::new(coverage)));
-        }
-        if !clauses.is_empty() {
-            per_word.push(Box::new(BooleanQuery::union(clauses)));
+        if let Some(q) = word_query(word, fields, live, r, analyzers, &mut highlights) {
+            per_word.push(q);
         }
     }
     let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
@@ -333,6 +276,59 @@ pub fn build(
         return (Box::new(tantivy::query::EmptyQuery), highlights);
     }
     (Box::new(BooleanQuery::new(clauses)), highlights)
+}
+
+/// One word: each of its terms once, at the best tier it is reached by (see `word`).
+fn word_query(
+    word: &PlannedWord,
+    fields: &Fields,
+    live: &LiveFields,
+    r: &RankingConfig,
+    analyzers: &mut Analyzers,
+    highlights: &mut Highlights,
+) -> Option<Box<dyn Query>> {
+    let mut seen: HashSet<(Field, String)> = HashSet::new();
+    let mut parts = Vec::new();
+    for tier in [
+        Tier::Exact,
+        Tier::Synonym,
+        Tier::Prefix,
+        Tier::OneTypo,
+        Tier::TwoTypos,
+    ] {
+        let weight = tier.weight(r);
+        for variant in word.variants.iter().filter(|v| v.tier == tier) {
+            let per_word: Vec<Vec<Hit>> = variant
+                .words
+                .iter()
+                .map(|w| hits_of(w, fields, live, r, analyzers, highlights))
+                .collect();
+            let [hits] = per_word.as_slice() else {
+                // A multi-word synonym: coverage only.
+                parts.push(Part {
+                    query: Box::new(ConstScoreQuery::new(phrase_of(&per_word), 0.0)),
+                    boost: 1.0,
+                    coverage: r.word_weight * weight,
+                });
+                continue;
+            };
+            for h in hits {
+                if !seen.insert((h.field, h.term.clone())) {
+                    continue;
+                }
+                let share = if h.primary { 1.0 } else { r.description_word };
+                parts.push(Part {
+                    query: Box::new(TermQuery::new(
+                        Term::from_field_text(h.field, &h.term),
+                        IndexRecordOption::WithFreqs,
+                    )),
+                    boost: h.boost * weight,
+                    coverage: r.word_weight * weight * share,
+                });
+            }
+        }
+    }
+    (!parts.is_empty()).then(|| Box::new(WordQuery { parts }) as Box<dyn Query>)
 }
 
 fn is_stop_word(word: &str, analyzers: &mut Analyzers) -> bool {
