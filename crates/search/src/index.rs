@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, Term};
+use tantivy::{Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, Searcher, Term};
 
 use crate::analysis;
 use crate::cache::ResultCache;
@@ -93,7 +93,10 @@ impl SearchIndex {
                         std::fs::remove_file(&path)?;
                     }
                 }
-                Index::create_in_dir(dir, schema)?
+                Index::builder()
+                    .schema(schema)
+                    .settings(settings())
+                    .create_in_dir(dir)?
             }
         };
         // Two indexing threads: one per core of the machine we size for.
@@ -104,7 +107,10 @@ impl SearchIndex {
     /// An index in memory (tests, evaluation).
     pub fn in_ram(ranking: RankingConfig) -> Result<Self, SearchError> {
         let (schema, _) = schema::build();
-        let index = Index::create_in_ram(schema);
+        let index = Index::builder()
+            .schema(schema)
+            .settings(settings())
+            .create_in_ram()?;
         let writer = index.writer_with_num_threads(1, 32 * 1024 * 1024)?;
         Self::with(index, writer, ranking)
     }
@@ -250,6 +256,15 @@ fn live_fields(searcher: &Searcher, fields: &Fields) -> Result<LiveFields, Searc
         }
     }
     Ok(live)
+}
+
+/// Small document store blocks: a page of hits reads about 20 random cards, and each read
+/// decompresses the card's whole block (16 KiB by default, 2 KiB here: a few cards).
+fn settings() -> IndexSettings {
+    IndexSettings {
+        docstore_blocksize: 2048,
+        ..IndexSettings::default()
+    }
 }
 
 fn read_payload(index: &Index) -> Payload {
