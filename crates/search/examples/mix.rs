@@ -216,7 +216,7 @@ fn phases(index: &SearchIndex, requests: &[SearchRequest]) {
             &snap.live,
             &index.ranking,
             &mut analyzers,
-            true,
+            query::Matching::All,
         );
         build_s += t.elapsed().as_secs_f64();
         let t = Instant::now();
@@ -236,7 +236,7 @@ fn phases(index: &SearchIndex, requests: &[SearchRequest]) {
                 &snap.live,
                 &index.ranking,
                 &mut analyzers,
-                false,
+                query::Matching::Any { common: &[] },
             );
             let t = Instant::now();
             let _ = snap.searcher.search(q.as_ref(), &ScoreSum).unwrap();

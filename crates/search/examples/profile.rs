@@ -81,7 +81,7 @@ fn main() {
             &snap.live,
             &index.ranking,
             &mut analyzers,
-            true,
+            emporium_search::query::Matching::All,
         );
     }
     println!("build: {:?}/query", t.elapsed() / queries.len() as u32);

@@ -220,39 +220,61 @@ struct Hit {
     boost: f32,
 }
 
+/// Which products a query matches.
+#[derive(Debug, Clone, Copy)]
+pub enum Matching<'a> {
+    /// Every (non stop) word, through any of its variants.
+    All,
+    /// Any word; words marked common (per word of the plan) rank but do not match alone,
+    /// unless every word is common. A word such as "x" or "white" is in a large share of
+    /// the catalog: a union with it walks and counts most products, to rank them below
+    /// those that also have a rarer word of the query.
+    Any { common: &'a [bool] },
+}
+
 /// Turns a plan into a tantivy query; also returns the terms to highlight.
 ///
-/// `require_all`: a product must match every (non stop) word, through any of its variants;
-/// otherwise any word will do. Searches try the first and relax to the second when it finds
-/// too little: all-words matching is an intersection, much cheaper than a union of every
-/// variant's postings, and it is what shoppers expect of totals and facets.
+/// Searches try [`Matching::All`] and relax to [`Matching::Any`] when it finds too little:
+/// all-words matching is an intersection, much cheaper than a union of every variant's
+/// postings, and it is what shoppers expect of totals and facets.
 pub fn build(
     plan: &Plan,
     fields: &Fields,
     live: &LiveFields,
     r: &RankingConfig,
     analyzers: &mut Analyzers,
-    require_all: bool,
+    matching: Matching<'_>,
 ) -> (Box<dyn Query>, Highlights) {
     let mut highlights = Highlights::new();
     if plan.is_empty() {
         return (Box::new(AllQuery), highlights);
     }
-    let mut per_word: Vec<Box<dyn Query>> = Vec::new();
-    for word in &plan.words {
+    let mut rare: Vec<Box<dyn Query>> = Vec::new();
+    let mut common: Vec<Box<dyn Query>> = Vec::new();
+    for (i, word) in plan.words.iter().enumerate() {
         if is_stop_word(&word.word, analyzers) {
             continue;
         }
         if let Some(q) = word_query(word, fields, live, r, analyzers, &mut highlights) {
-            per_word.push(q);
+            match matching {
+                Matching::Any { common: c } if c.get(i) == Some(&true) => common.push(q),
+                _ => rare.push(q),
+            }
         }
     }
     let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-    if !per_word.is_empty() {
-        let words: Box<dyn Query> = if require_all {
-            Box::new(BooleanQuery::intersection(per_word))
-        } else {
-            Box::new(BooleanQuery::union(per_word))
+    if rare.is_empty() {
+        rare = std::mem::take(&mut common);
+    }
+    if !rare.is_empty() {
+        let words: Box<dyn Query> = match matching {
+            Matching::All => Box::new(BooleanQuery::intersection(rare)),
+            Matching::Any { .. } if common.is_empty() => Box::new(BooleanQuery::union(rare)),
+            Matching::Any { .. } => {
+                let mut words = vec![(Occur::Must, union_of(rare))];
+                words.extend(common.into_iter().map(|q| (Occur::Should, q)));
+                Box::new(BooleanQuery::new(words))
+            }
         };
         clauses.push((Occur::Should, words));
     }
@@ -276,6 +298,13 @@ pub fn build(
         return (Box::new(tantivy::query::EmptyQuery), highlights);
     }
     (Box::new(BooleanQuery::new(clauses)), highlights)
+}
+
+fn union_of(mut queries: Vec<Box<dyn Query>>) -> Box<dyn Query> {
+    match queries.len() {
+        1 => queries.remove(0),
+        _ => Box::new(BooleanQuery::union(queries)),
+    }
 }
 
 /// One word: each of its terms once, at the best tier it is reached by (see `word`).

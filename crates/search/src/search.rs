@@ -12,7 +12,7 @@ use crate::cache::Cached;
 use crate::collect::{Entry, Filters, SearchCollector, Sort};
 use crate::document::ProductDoc;
 use crate::index::{SearchError, SearchIndex, Snapshot};
-use crate::query::{self, Analyzers, Highlights, Planner};
+use crate::query::{self, Analyzers, Highlights, Matching, Planner};
 use crate::results::{Facets, Hit, SearchResults};
 use crate::schema::price_column;
 use crate::snippet::highlight;
@@ -89,17 +89,18 @@ impl SearchIndex {
             &snap.live,
             &self.ranking,
             &mut analyzers,
-            true,
+            Matching::All,
         );
         let mut collected = snap.searcher.search(query.as_ref(), &collector)?;
         if collected.total < self.ranking.relax_below && plan.words.len() > 1 {
+            let common = self.common_words(snap, &plan);
             let (any, _) = query::build(
                 &plan,
                 &self.fields,
                 &snap.live,
                 &self.ranking,
                 &mut analyzers,
-                false,
+                Matching::Any { common: &common },
             );
             collected = snap.searcher.search(any.as_ref(), &collector)?;
         }
@@ -125,6 +126,15 @@ impl SearchIndex {
             did_you_mean,
             next_offset: (collected.total > k as u64).then_some(k),
         })
+    }
+
+    /// Per word of the plan: is it in more than `relax_common_share` of the products?
+    fn common_words(&self, snap: &Snapshot, plan: &query::Plan) -> Vec<bool> {
+        let products = snap.searcher.num_docs() as f64;
+        plan.words
+            .iter()
+            .map(|w| snap.vocab.count(&w.word) as f64 > products * self.ranking.relax_common_share)
+            .collect()
     }
 
     /// The stored card of a hit.

@@ -58,3 +58,26 @@ fn words_intersect_and_rank_exact_before_completions_and_titles_before_descripti
         "description after titles"
     );
 }
+
+#[test]
+fn a_relaxed_search_needs_a_rare_word_and_ranks_common_words_only() {
+    let index = SearchIndex::in_ram(RankingConfig::default()).unwrap();
+    // "white" is in most products, "mailbox" in a few, and only one has both.
+    let mut products = vec![product("both", "White mailbox", "")];
+    for i in 0..3 {
+        products.push(product(&format!("mailbox{i}"), "Black mailbox", ""));
+    }
+    for i in 0..200 {
+        products.push(product(&format!("white{i}"), "White paint", ""));
+    }
+    for p in &products {
+        index.upsert(p).unwrap();
+    }
+    index.commit(None).unwrap();
+
+    let page = index
+        .search(&SearchRequest::text("white mailbox", 10))
+        .unwrap();
+    assert_eq!(page.total, 4, "products with the rare word only");
+    assert_eq!(page.hits[0].product.id, "both");
+}
