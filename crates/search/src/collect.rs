@@ -109,6 +109,9 @@ impl IdFilter {
 struct StrDim {
     accepted: Option<Vec<u32>>,
     counts: Vec<u32>,
+    /// Ordinals with a count, in first-seen order: harvesting walks these, not every value
+    /// of the segment (thousands of brands for a search that found ten products).
+    touched: Vec<u32>,
 }
 
 impl StrDim {
@@ -122,6 +125,17 @@ impl StrDim {
             } else {
                 Vec::new()
             },
+            touched: Vec::new(),
+        }
+    }
+
+    #[inline]
+    fn count(&mut self, ord: u32) {
+        if let Some(n) = self.counts.get_mut(ord as usize) {
+            if *n == 0 {
+                self.touched.push(ord);
+            }
+            *n += 1;
         }
     }
 
@@ -137,11 +151,9 @@ impl StrDim {
     /// brands).
     fn harvest(&self, column: &ColumnValues, out: &mut HashMap<String, u64>, keep: usize) {
         let mut nonzero: Vec<(u32, u32)> = self
-            .counts
+            .touched
             .iter()
-            .enumerate()
-            .filter(|(_, n)| **n > 0)
-            .map(|(ord, n)| (ord as u32, *n))
+            .map(|&ord| (ord, self.counts[ord as usize]))
             .collect();
         if nonzero.len() > keep {
             nonzero.select_nth_unstable_by(keep, |a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -300,12 +312,12 @@ impl SegmentSearch {
         let only = |bit: u64| mask & !bit == 0;
         if only(CATEGORY) {
             for o in self.v.category.of(doc) {
-                self.category.counts[*o as usize] += 1;
+                self.category.count(*o);
             }
         }
         if only(BRAND) {
             for o in self.v.brand.of(doc) {
-                self.brand.counts[*o as usize] += 1;
+                self.brand.count(*o);
             }
         }
         if only(PRICE)
@@ -335,7 +347,7 @@ impl SegmentSearch {
                     .map_or(0, |i| 1 << (ATTR_SHIFT + i))
             };
             if mask & !bit == 0 {
-                self.attrs.counts[*o as usize] += 1;
+                self.attrs.count(*o);
             }
         }
     }
