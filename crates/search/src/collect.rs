@@ -10,16 +10,16 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
 use tantivy::collector::{Collector, SegmentCollector};
-use tantivy::columnar::StrColumn;
 use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
 
+use crate::dims::{IdFilter, StrDim};
 use crate::ranking::RankingConfig;
 pub use crate::request::{
     ATTR_SHIFT, BRAND, CATEGORY, Collected, Counts, Entry, Filters, MAX_ATTR_FILTERS, PRICE,
     PRICE_BOUNDS, RATING, RATING_STEPS, Sort,
 };
 use crate::schema::ATTR_SEP;
-use crate::values::{ColumnValues, NO_PRICE, SegmentValues};
+use crate::values::{NO_PRICE, SegmentValues};
 
 pub struct SearchCollector<'a> {
     pub filters: &'a Filters,
@@ -74,100 +74,6 @@ impl Collector for SearchCollector<'_> {
         out.top.sort_by(|a, b| b.cmp(a));
         out.top.truncate(self.k);
         Ok(out)
-    }
-}
-
-/// The product ids a search is limited to (the evaluation's rerank protocol), read from the
-/// column's dictionary: rare, so not worth keeping in memory.
-struct IdFilter {
-    column: StrColumn,
-    accepted: Vec<u64>,
-}
-
-impl IdFilter {
-    fn open(reader: &SegmentReader, ids: &[String]) -> tantivy::Result<Self> {
-        let column = reader
-            .fast_fields()
-            .str("id")?
-            .ok_or_else(|| tantivy::TantivyError::FieldNotFound("id".into()))?;
-        let mut accepted = Vec::new();
-        for id in ids {
-            accepted.extend(column.dictionary().term_ord(id)?);
-        }
-        Ok(Self { column, accepted })
-    }
-
-    fn passes(&self, doc: DocId) -> bool {
-        self.column
-            .term_ords(doc)
-            .any(|o| self.accepted.contains(&o))
-    }
-}
-
-/// One string facet dimension of a segment: the accepted ordinals when filtered, and the
-/// counts per ordinal.
-struct StrDim {
-    accepted: Option<Vec<u32>>,
-    counts: Vec<u32>,
-    /// Ordinals with a count, in first-seen order: harvesting walks these, not every value
-    /// of the segment (thousands of brands for a search that found ten products).
-    touched: Vec<u32>,
-}
-
-impl StrDim {
-    fn new(column: &ColumnValues, wanted: &[String], facets: bool) -> Self {
-        let accepted =
-            (!wanted.is_empty()).then(|| wanted.iter().filter_map(|w| column.ord(w)).collect());
-        Self {
-            accepted,
-            counts: if facets {
-                vec![0; column.len()]
-            } else {
-                Vec::new()
-            },
-            touched: Vec::new(),
-        }
-    }
-
-    #[inline]
-    fn count(&mut self, ord: u32) {
-        if let Some(n) = self.counts.get_mut(ord as usize) {
-            if *n == 0 {
-                self.touched.push(ord);
-            }
-            *n += 1;
-        }
-    }
-
-    #[inline]
-    fn passes(&self, ords: &[u32]) -> bool {
-        match &self.accepted {
-            None => true,
-            Some(accepted) => ords.iter().any(|o| accepted.contains(o)),
-        }
-    }
-
-    /// Resolves the most frequent values to strings (a broad query can touch thousands of
-    /// brands).
-    fn harvest(&self, column: &ColumnValues, out: &mut HashMap<String, u64>, keep: usize) {
-        let mut nonzero: Vec<(u32, u32)> = self
-            .touched
-            .iter()
-            .map(|&ord| (ord, self.counts[ord as usize]))
-            .collect();
-        if nonzero.len() > keep {
-            nonzero.select_nth_unstable_by(keep, |a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-            nonzero.truncate(keep);
-        }
-        for (ord, n) in nonzero {
-            let value = column.get(ord).unwrap_or_default();
-            match out.get_mut(value) {
-                Some(count) => *count += u64::from(n),
-                None => {
-                    out.insert(value.to_owned(), u64::from(n));
-                }
-            }
-        }
     }
 }
 

@@ -21,7 +21,7 @@ use crate::ranking::RankingConfig;
 use crate::schema::Fields;
 use crate::synonyms::Synonyms;
 use crate::vocab::{Typos, Vocabulary};
-use crate::word::{Part, WordQuery};
+use crate::word::word_query;
 
 /// Words of a query beyond this are ignored.
 pub const MAX_WORDS: usize = 12;
@@ -37,7 +37,7 @@ pub enum Tier {
 }
 
 impl Tier {
-    fn weight(self, r: &RankingConfig) -> f32 {
+    pub(crate) fn weight(self, r: &RankingConfig) -> f32 {
         match self {
             Tier::Exact => 1.0,
             Tier::Synonym => r.synonym,
@@ -213,11 +213,11 @@ impl Analyzers {
 pub type Highlights = BTreeMap<&'static str, HashSet<String>>;
 
 /// A term to look for and how much it counts.
-struct Hit {
-    field: Field,
-    term: String,
-    primary: bool,
-    boost: f32,
+pub(crate) struct Hit {
+    pub field: Field,
+    pub term: String,
+    pub primary: bool,
+    pub boost: f32,
 }
 
 /// Which products a query matches.
@@ -307,59 +307,6 @@ fn union_of(mut queries: Vec<Box<dyn Query>>) -> Box<dyn Query> {
     }
 }
 
-/// One word: each of its terms once, at the best tier it is reached by (see `word`).
-fn word_query(
-    word: &PlannedWord,
-    fields: &Fields,
-    live: &LiveFields,
-    r: &RankingConfig,
-    analyzers: &mut Analyzers,
-    highlights: &mut Highlights,
-) -> Option<Box<dyn Query>> {
-    let mut seen: HashSet<(Field, String)> = HashSet::new();
-    let mut parts = Vec::new();
-    for tier in [
-        Tier::Exact,
-        Tier::Synonym,
-        Tier::Prefix,
-        Tier::OneTypo,
-        Tier::TwoTypos,
-    ] {
-        let weight = tier.weight(r);
-        for variant in word.variants.iter().filter(|v| v.tier == tier) {
-            let per_word: Vec<Vec<Hit>> = variant
-                .words
-                .iter()
-                .map(|w| hits_of(w, fields, live, r, analyzers, highlights))
-                .collect();
-            let [hits] = per_word.as_slice() else {
-                // A multi-word synonym: coverage only.
-                parts.push(Part {
-                    query: Box::new(ConstScoreQuery::new(phrase_of(&per_word), 0.0)),
-                    boost: 1.0,
-                    coverage: r.word_weight * weight,
-                });
-                continue;
-            };
-            for h in hits {
-                if !seen.insert((h.field, h.term.clone())) {
-                    continue;
-                }
-                let share = if h.primary { 1.0 } else { r.description_word };
-                parts.push(Part {
-                    query: Box::new(TermQuery::new(
-                        Term::from_field_text(h.field, &h.term),
-                        IndexRecordOption::WithFreqs,
-                    )),
-                    boost: h.boost * weight,
-                    coverage: r.word_weight * weight * share,
-                });
-            }
-        }
-    }
-    (!parts.is_empty()).then(|| Box::new(WordQuery { parts }) as Box<dyn Query>)
-}
-
 fn is_stop_word(word: &str, analyzers: &mut Analyzers) -> bool {
     analyzers
         .lang
@@ -369,7 +316,7 @@ fn is_stop_word(word: &str, analyzers: &mut Analyzers) -> bool {
 }
 
 /// The terms one word becomes in every text field.
-fn hits_of(
+pub(crate) fn hits_of(
     word: &str,
     fields: &Fields,
     live: &LiveFields,
@@ -417,7 +364,7 @@ fn hits_of(
 }
 
 /// A multi-word synonym: every word must match one of its fields.
-fn phrase_of(per_word: &[Vec<Hit>]) -> Box<dyn Query> {
+pub(crate) fn phrase_of(per_word: &[Vec<Hit>]) -> Box<dyn Query> {
     let musts = per_word
         .iter()
         .map(|hits| {

@@ -8,8 +8,70 @@
 //! largest part of a search. Here each term is opened once, terms absent from a segment are
 //! dropped before matching, and the union is a plain minimum over the remaining few.
 
-use tantivy::query::{EmptyScorer, EnableScoring, Explanation, Query, Scorer, Weight};
+use std::collections::HashSet;
+
+use tantivy::query::{
+    ConstScoreQuery, EmptyScorer, EnableScoring, Explanation, Query, Scorer, TermQuery, Weight,
+};
+use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{DocId, DocSet, Score, SegmentReader, TERMINATED, Term};
+
+use crate::query::{Analyzers, Highlights, Hit, LiveFields, PlannedWord, Tier, hits_of, phrase_of};
+use crate::ranking::RankingConfig;
+use crate::schema::Fields;
+
+/// One word: each of its terms once, at the best tier it is reached by (see `word`).
+pub(crate) fn word_query(
+    word: &PlannedWord,
+    fields: &Fields,
+    live: &LiveFields,
+    r: &RankingConfig,
+    analyzers: &mut Analyzers,
+    highlights: &mut Highlights,
+) -> Option<Box<dyn Query>> {
+    let mut seen: HashSet<(Field, String)> = HashSet::new();
+    let mut parts = Vec::new();
+    for tier in [
+        Tier::Exact,
+        Tier::Synonym,
+        Tier::Prefix,
+        Tier::OneTypo,
+        Tier::TwoTypos,
+    ] {
+        let weight = tier.weight(r);
+        for variant in word.variants.iter().filter(|v| v.tier == tier) {
+            let per_word: Vec<Vec<Hit>> = variant
+                .words
+                .iter()
+                .map(|w| hits_of(w, fields, live, r, analyzers, highlights))
+                .collect();
+            let [hits] = per_word.as_slice() else {
+                // A multi-word synonym: coverage only.
+                parts.push(Part {
+                    query: Box::new(ConstScoreQuery::new(phrase_of(&per_word), 0.0)),
+                    boost: 1.0,
+                    coverage: r.word_weight * weight,
+                });
+                continue;
+            };
+            for h in hits {
+                if !seen.insert((h.field, h.term.clone())) {
+                    continue;
+                }
+                let share = if h.primary { 1.0 } else { r.description_word };
+                parts.push(Part {
+                    query: Box::new(TermQuery::new(
+                        Term::from_field_text(h.field, &h.term),
+                        IndexRecordOption::WithFreqs,
+                    )),
+                    boost: h.boost * weight,
+                    coverage: r.word_weight * weight * share,
+                });
+            }
+        }
+    }
+    (!parts.is_empty()).then(|| Box::new(WordQuery { parts }) as Box<dyn Query>)
+}
 
 /// A part of a word: a term query (or a multi-word synonym, scored 0) with its BM25 boost
 /// and the coverage a match gives.
