@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
-use emporium_search::{Filters, ProductDoc, RankingConfig, SearchIndex, SearchRequest, Sort};
+use emporium_search::{ProductDoc, RankingConfig, SearchIndex, SearchRequest, Sort};
 
 const VARIATIONS: &[&str] = &[
     "(2-Pack)",
@@ -141,7 +141,6 @@ fn main() {
             req
         })
         .collect();
-    let _ = Filters::default();
     // Warm up, then time every request uncached.
     for req in requests.iter().take(200) {
         index.search(req).unwrap();
