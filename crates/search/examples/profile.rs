@@ -75,8 +75,14 @@ fn main() {
     let t = Instant::now();
     let mut analyzers = Analyzers::default();
     for p in &plans {
-        let _ =
-            emporium_search::query::build(p, &index_fields(), &index.ranking, &mut analyzers, true);
+        let _ = emporium_search::query::build(
+            p,
+            &index_fields(),
+            &snap.live,
+            &index.ranking,
+            &mut analyzers,
+            emporium_search::query::Matching::All,
+        );
     }
     println!("build: {:?}/query", t.elapsed() / queries.len() as u32);
     for facets in [false, true] {

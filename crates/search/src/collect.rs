@@ -7,18 +7,19 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::ops::Bound;
+use std::sync::Arc;
 
 use tantivy::collector::{Collector, SegmentCollector};
-use tantivy::columnar::{Column, StrColumn};
 use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
 
+use crate::dims::{IdFilter, StrDim};
 use crate::ranking::RankingConfig;
 pub use crate::request::{
     ATTR_SHIFT, BRAND, CATEGORY, Collected, Counts, Entry, Filters, MAX_ATTR_FILTERS, PRICE,
     PRICE_BOUNDS, RATING, RATING_STEPS, Sort,
 };
 use crate::schema::ATTR_SEP;
+use crate::values::{NO_PRICE, SegmentValues};
 
 pub struct SearchCollector<'a> {
     pub filters: &'a Filters,
@@ -29,6 +30,8 @@ pub struct SearchCollector<'a> {
     pub minor_per_major: u64,
     pub ranking: &'a RankingConfig,
     pub facets: bool,
+    /// The facet columns' values per segment ordinal (see `values`).
+    pub values: &'a [Arc<SegmentValues>],
 }
 
 impl Collector for SearchCollector<'_> {
@@ -74,77 +77,6 @@ impl Collector for SearchCollector<'_> {
     }
 }
 
-/// A string column and, when filtered, the accepted ordinals.
-struct StrDim {
-    column: StrColumn,
-    accepted: Option<Vec<u64>>,
-    counts: Vec<u64>,
-}
-
-impl StrDim {
-    fn open(
-        reader: &SegmentReader,
-        name: &str,
-        wanted: &[String],
-        facets: bool,
-    ) -> tantivy::Result<Option<Self>> {
-        let Some(column) = reader.fast_fields().str(name)? else {
-            return Ok(None);
-        };
-        let accepted = if wanted.is_empty() {
-            None
-        } else {
-            let mut ords = Vec::new();
-            for w in wanted {
-                if let Some(ord) = column.dictionary().term_ord(w)? {
-                    ords.push(ord);
-                }
-            }
-            Some(ords)
-        };
-        let counts = if facets {
-            vec![0; column.dictionary().num_terms()]
-        } else {
-            Vec::new()
-        };
-        Ok(Some(Self {
-            column,
-            accepted,
-            counts,
-        }))
-    }
-
-    fn passes(&self, doc: DocId) -> bool {
-        match &self.accepted {
-            None => true,
-            Some(ords) => self.column.term_ords(doc).any(|o| ords.contains(&o)),
-        }
-    }
-
-    /// Resolves the most frequent values to strings: reading a value from the dictionary
-    /// costs microseconds, and a broad query can touch thousands of brands.
-    fn harvest(&self, out: &mut HashMap<String, u64>, keep: usize) -> tantivy::Result<()> {
-        let mut nonzero: Vec<(u64, u64)> = self
-            .counts
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| **n > 0)
-            .map(|(ord, n)| (ord as u64, *n))
-            .collect();
-        if nonzero.len() > keep {
-            nonzero.select_nth_unstable_by(keep, |a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-            nonzero.truncate(keep);
-        }
-        nonzero.sort_unstable();
-        let mut s = String::new();
-        for (ord, n) in nonzero {
-            self.column.ord_to_str(ord, &mut s)?;
-            *out.entry(s.clone()).or_default() += n;
-        }
-        Ok(())
-    }
-}
-
 pub struct SegmentSearch {
     segment_ord: SegmentOrdinal,
     sort: Sort,
@@ -155,21 +87,15 @@ pub struct SegmentSearch {
     price_filter: Option<(u64, u64)>,
     rating_min: Option<f64>,
     in_stock_filter: Option<bool>,
-    ids: Option<StrDim>,
-    category: Option<StrDim>,
-    /// Filtered with an absent column: nothing passes.
-    category_missing: bool,
-    brand: Option<StrDim>,
-    brand_missing: bool,
-    attrs: Option<StrDim>,
+    ids: Option<IdFilter>,
+    v: Arc<SegmentValues>,
+    /// Where the search currency's prices are in `v.prices`.
+    price_at: Option<usize>,
+    category: StrDim,
+    brand: StrDim,
+    attrs: StrDim,
     /// Per attribute filter: accepted ordinals and the ordinal range of the attribute.
-    attr_filters: Vec<(Vec<u64>, std::ops::Range<u64>)>,
-    price: Option<Column<u64>>,
-    rating: Option<Column<f64>>,
-    reviews: Option<Column<u64>>,
-    sales: Option<Column<u64>>,
-    in_stock: Option<Column<u64>>,
-    created: Option<Column<i64>>,
+    attr_filters: Vec<(Vec<u32>, std::ops::Range<u32>)>,
     total: u64,
     /// The largest business part any document of the segment can have.
     max_business: f32,
@@ -185,56 +111,34 @@ impl SegmentSearch {
         reader: &SegmentReader,
     ) -> tantivy::Result<Self> {
         let f = c.filters;
-        let ff = reader.fast_fields();
         let ids = match &f.ids {
-            Some(ids) => Some(
-                StrDim::open(reader, "id", ids, false)?
-                    .ok_or_else(|| tantivy::TantivyError::FieldNotFound("id".into()))?,
-            ),
+            Some(ids) => Some(IdFilter::open(reader, ids)?),
             None => None,
         };
+        // Read here when the snapshot did not (a collector used on another searcher).
+        let v = match c.values.get(segment_ord as usize) {
+            Some(v) if v.segment == reader.segment_id() => v.clone(),
+            _ => Arc::new(SegmentValues::read(reader)?),
+        };
         let category_wanted: Vec<String> = f.category.iter().cloned().collect();
-        let category = StrDim::open(reader, "category", &category_wanted, c.facets)?;
-        let brand = StrDim::open(reader, "brand", &f.brands, c.facets)?;
         let attr_values: Vec<String> = f
             .attributes
             .iter()
             .take(MAX_ATTR_FILTERS)
             .flat_map(|(name, values)| values.iter().map(move |v| format!("{name}{ATTR_SEP}{v}")))
             .collect();
-        let attrs = StrDim::open(reader, "attrs", &attr_values, c.facets)?;
         let mut attr_filters = Vec::new();
-        for (name, values) in f.attributes.iter().take(MAX_ATTR_FILTERS) {
-            let Some(dim) = &attrs else {
-                attr_filters.push((Vec::new(), 0..0));
-                continue;
-            };
-            let dict = dim.column.dictionary();
-            let mut accepted = Vec::new();
-            for v in values {
-                if let Some(ord) = dict.term_ord(format!("{name}{ATTR_SEP}{v}"))? {
-                    accepted.push(ord);
-                }
-            }
-            let lo = format!("{name}{ATTR_SEP}");
-            let hi = format!(
-                "{name}{}",
-                char::from_u32(ATTR_SEP as u32 + 1).unwrap_or(ATTR_SEP)
-            );
-            let (start, end) = dict.term_bounds_to_ord(
-                Bound::Included(lo.as_bytes()),
-                Bound::Excluded(hi.as_bytes()),
-            )?;
-            attr_filters.push((
-                accepted,
-                bound_start(start)..bound_end(end, dict.num_terms()),
-            ));
+        for (name, wanted) in f.attributes.iter().take(MAX_ATTR_FILTERS) {
+            let prefix = format!("{name}{ATTR_SEP}");
+            let accepted = wanted
+                .iter()
+                .filter_map(|w| v.attrs.ord(&format!("{prefix}{w}")))
+                .collect();
+            attr_filters.push((accepted, v.attrs.prefix_range(&prefix)));
         }
-        let sales = ff.column_opt::<u64>("sales")?;
-        let max_sales = sales.as_ref().map_or(0, |c| c.max_value());
         let max_business = c
             .ranking
-            .business(true, 5.0, u64::MAX / 2, max_sales)
+            .business(true, 5.0, u64::MAX / 2, v.max_sales)
             .max(0.0);
         let price_filter = (f.price_min.is_some() || f.price_max.is_some())
             .then(|| (f.price_min.unwrap_or(0), f.price_max.unwrap_or(u64::MAX)));
@@ -249,18 +153,15 @@ impl SegmentSearch {
             rating_min: f.rating_min,
             in_stock_filter: f.in_stock,
             ids,
-            category_missing: category.is_none() && f.category.is_some(),
-            category,
-            brand_missing: brand.is_none() && !f.brands.is_empty(),
-            brand,
-            attrs,
+            category: StrDim::new(&v.category, &category_wanted, c.facets),
+            brand: StrDim::new(&v.brand, &f.brands, c.facets),
+            attrs: StrDim::new(&v.attrs, &attr_values, c.facets),
+            price_at: v
+                .prices
+                .iter()
+                .position(|(name, _)| *name == c.price_column),
+            v,
             attr_filters,
-            price: ff.column_opt::<u64>(&c.price_column)?,
-            rating: ff.column_opt::<f64>("rating")?,
-            reviews: ff.column_opt::<u64>("reviews")?,
-            sales,
-            in_stock: ff.column_opt::<u64>("in_stock")?,
-            created: ff.column_opt::<i64>("created")?,
             total: 0,
             max_business,
             heap: BinaryHeap::with_capacity(c.k + 1),
@@ -269,28 +170,29 @@ impl SegmentSearch {
         })
     }
 
+    #[inline]
+    fn price(&self, doc: DocId) -> Option<u64> {
+        let p = self.v.prices.get(self.price_at?)?.1[doc as usize];
+        (p != NO_PRICE).then_some(p)
+    }
+
     /// Which filter dimensions the document fails (bits), or `None` when a hard filter
     /// (stock, ids) excludes it.
+    #[inline]
     fn failed(&self, doc: DocId, price: Option<u64>, rating: f64) -> Option<u64> {
-        if let Some(want) = self.in_stock_filter {
-            let have = self
-                .in_stock
-                .as_ref()
-                .and_then(|c| c.first(doc))
-                .unwrap_or(0)
-                == 1;
-            if have != want {
-                return None;
-            }
+        if let Some(want) = self.in_stock_filter
+            && self.v.in_stock[doc as usize] != want
+        {
+            return None;
         }
         if self.ids.as_ref().is_some_and(|d| !d.passes(doc)) {
             return None;
         }
         let mut mask = 0;
-        if self.category_missing || self.category.as_ref().is_some_and(|d| !d.passes(doc)) {
+        if !self.category.passes(self.v.category.of(doc)) {
             mask |= CATEGORY;
         }
-        if self.brand_missing || self.brand.as_ref().is_some_and(|d| !d.passes(doc)) {
+        if !self.brand.passes(self.v.brand.of(doc)) {
             mask |= BRAND;
         }
         if let Some((lo, hi)) = self.price_filter
@@ -301,13 +203,12 @@ impl SegmentSearch {
         if self.rating_min.is_some_and(|min| rating < min) {
             mask |= RATING;
         }
-        for (i, (accepted, _)) in self.attr_filters.iter().enumerate() {
-            let ok = self
-                .attrs
-                .as_ref()
-                .is_some_and(|d| d.column.term_ords(doc).any(|o| accepted.contains(&o)));
-            if !ok {
-                mask |= 1 << (ATTR_SHIFT + i);
+        if !self.attr_filters.is_empty() {
+            let ords = self.v.attrs.of(doc);
+            for (i, (accepted, _)) in self.attr_filters.iter().enumerate() {
+                if !ords.iter().any(|o| accepted.contains(o)) {
+                    mask |= 1 << (ATTR_SHIFT + i);
+                }
             }
         }
         Some(mask)
@@ -315,18 +216,14 @@ impl SegmentSearch {
 
     fn count_facets(&mut self, doc: DocId, mask: u64, price: Option<u64>, rating: f64) {
         let only = |bit: u64| mask & !bit == 0;
-        if only(CATEGORY)
-            && let Some(d) = &mut self.category
-        {
-            for o in d.column.term_ords(doc) {
-                d.counts[o as usize] += 1;
+        if only(CATEGORY) {
+            for o in self.v.category.of(doc) {
+                self.category.count(*o);
             }
         }
-        if only(BRAND)
-            && let Some(d) = &mut self.brand
-        {
-            for o in d.column.term_ords(doc) {
-                d.counts[o as usize] += 1;
+        if only(BRAND) {
+            for o in self.v.brand.of(doc) {
+                self.brand.count(*o);
             }
         }
         if only(PRICE)
@@ -346,56 +243,31 @@ impl SegmentSearch {
                 }
             }
         }
-        if let Some(d) = &mut self.attrs {
-            for o in d.column.term_ords(doc) {
-                let bit = self
-                    .attr_filters
+        for o in self.v.attrs.of(doc) {
+            let bit = if self.attr_filters.is_empty() {
+                0
+            } else {
+                self.attr_filters
                     .iter()
-                    .position(|(_, range)| range.contains(&o))
-                    .map_or(0, |i| 1 << (ATTR_SHIFT + i));
-                if mask & !bit == 0 {
-                    d.counts[o as usize] += 1;
-                }
+                    .position(|(_, range)| range.contains(o))
+                    .map_or(0, |i| 1 << (ATTR_SHIFT + i))
+            };
+            if mask & !bit == 0 {
+                self.attrs.count(*o);
             }
         }
     }
 
-    fn primary(
-        &self,
-        doc: DocId,
-        price: Option<u64>,
-        rating: f64,
-        reviews: u64,
-        sales: u64,
-    ) -> f64 {
+    fn primary(&self, doc: DocId, price: Option<u64>, rating: f64) -> f64 {
+        let d = doc as usize;
         match self.sort {
             Sort::Relevance => 0.0,
             Sort::PriceAsc => price.map_or(f64::NEG_INFINITY, |p| -(p as f64)),
             Sort::PriceDesc => price.map_or(f64::NEG_INFINITY, |p| p as f64),
-            Sort::Rating => self.ranking.bayes_rating(rating, reviews),
-            Sort::Newest => self
-                .created
-                .as_ref()
-                .and_then(|c| c.first(doc))
-                .unwrap_or(0) as f64,
-            Sort::BestSelling => sales as f64,
+            Sort::Rating => self.ranking.bayes_rating(rating, self.v.reviews[d]),
+            Sort::Newest => self.v.created[d] as f64,
+            Sort::BestSelling => self.v.sales[d] as f64,
         }
-    }
-}
-
-fn bound_start(b: Bound<u64>) -> u64 {
-    match b {
-        Bound::Included(v) => v,
-        Bound::Excluded(v) => v + 1,
-        Bound::Unbounded => 0,
-    }
-}
-
-fn bound_end(b: Bound<u64>, len: usize) -> u64 {
-    match b {
-        Bound::Included(v) => v + 1,
-        Bound::Excluded(v) => v,
-        Bound::Unbounded => len as u64,
     }
 }
 
@@ -403,12 +275,9 @@ impl SegmentCollector for SegmentSearch {
     type Fruit = Collected;
 
     fn collect(&mut self, doc: DocId, text_score: Score) {
-        let price = self.price.as_ref().and_then(|c| c.first(doc));
-        let rating = self
-            .rating
-            .as_ref()
-            .and_then(|c| c.first(doc))
-            .unwrap_or(0.0);
+        let d = doc as usize;
+        let price = self.price(doc);
+        let rating = self.v.rating[d];
         let Some(mask) = self.failed(doc, price, rating) else {
             return;
         };
@@ -430,22 +299,15 @@ impl SegmentCollector for SegmentSearch {
         {
             return;
         }
-        let reviews = self
-            .reviews
-            .as_ref()
-            .and_then(|c| c.first(doc))
-            .unwrap_or(0);
-        let sales = self.sales.as_ref().and_then(|c| c.first(doc)).unwrap_or(0);
-        let in_stock = self
-            .in_stock
-            .as_ref()
-            .and_then(|c| c.first(doc))
-            .unwrap_or(0)
-            == 1;
-        let score = text_score + self.ranking.business(in_stock, rating, reviews, sales);
+        let business = self.ranking.business(
+            self.v.in_stock[d],
+            rating,
+            self.v.reviews[d],
+            self.v.sales[d],
+        );
         let entry = Entry {
-            primary: self.primary(doc, price, rating, reviews, sales),
-            score,
+            primary: self.primary(doc, price, rating),
+            score: text_score + business,
             address: DocAddress::new(self.segment_ord, doc),
         };
         if self.heap.len() < self.k {
@@ -467,20 +329,13 @@ impl SegmentCollector for SegmentSearch {
             ..Counts::default()
         };
         let mut attrs = HashMap::new();
-        // A dictionary read cannot fail on an index that just served the segment; should it,
-        // the facet is left out rather than failing the search.
         // Per segment, the values a facet can show (attributes share one column).
         let keep = crate::results::MAX_FACET_VALUES * 2;
-        for (dim, out, keep) in [
-            (&self.category, &mut counts.categories, 10 * keep),
-            (&self.brand, &mut counts.brands, keep),
-            (&self.attrs, &mut attrs, 10 * keep),
-        ] {
-            if let Some(d) = dim
-                && let Err(e) = d.harvest(out, keep)
-            {
-                tracing::warn!(error = %e, "facet values unreadable");
-            }
+        if self.facets {
+            self.category
+                .harvest(&self.v.category, &mut counts.categories, 10 * keep);
+            self.brand.harvest(&self.v.brand, &mut counts.brands, keep);
+            self.attrs.harvest(&self.v.attrs, &mut attrs, 10 * keep);
         }
         counts.attributes = attrs
             .into_iter()

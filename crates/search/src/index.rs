@@ -10,15 +10,17 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, Term};
+use tantivy::{Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, Searcher, Term};
 
 use crate::analysis;
 use crate::cache::ResultCache;
 use crate::document::ProductDoc;
+use crate::query::{Analyzers, LiveFields};
 use crate::ranking::RankingConfig;
 use crate::schema::{self, Fields, SCHEMA_VERSION};
 use crate::suggest::PopularQueries;
 use crate::synonyms::Synonyms;
+use crate::values::{self, SegmentValues};
 use crate::vocab::{Typos, Vocabulary};
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +47,10 @@ struct Payload {
 pub struct Snapshot {
     pub searcher: Searcher,
     pub vocab: Vocabulary,
+    /// The text fields with any term (queries skip the others).
+    pub live: LiveFields,
+    /// The facet columns' values per segment ordinal.
+    pub values: Vec<Arc<SegmentValues>>,
     /// Moves on every commit; caches keyed by it never serve stale results.
     pub generation: u64,
 }
@@ -59,6 +65,8 @@ pub struct SearchIndex {
     pub(crate) popular: RwLock<Arc<PopularQueries>>,
     pub(crate) typos: Typos,
     pub(crate) cache: ResultCache,
+    /// Cloned per search (see `Analyzers`).
+    pub(crate) analyzers: Analyzers,
     pub ranking: RankingConfig,
 }
 
@@ -85,7 +93,10 @@ impl SearchIndex {
                         std::fs::remove_file(&path)?;
                     }
                 }
-                Index::create_in_dir(dir, schema)?
+                Index::builder()
+                    .schema(schema)
+                    .settings(settings())
+                    .create_in_dir(dir)?
             }
         };
         // Two indexing threads: one per core of the machine we size for.
@@ -96,7 +107,10 @@ impl SearchIndex {
     /// An index in memory (tests, evaluation).
     pub fn in_ram(ranking: RankingConfig) -> Result<Self, SearchError> {
         let (schema, _) = schema::build();
-        let index = Index::create_in_ram(schema);
+        let index = Index::builder()
+            .schema(schema)
+            .settings(settings())
+            .create_in_ram()?;
         let writer = index.writer_with_num_threads(1, 32 * 1024 * 1024)?;
         Self::with(index, writer, ranking)
     }
@@ -113,7 +127,7 @@ impl SearchIndex {
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
-        let snapshot = Self::take_snapshot(&reader, &fields, 0)?;
+        let snapshot = Self::take_snapshot(&reader, &fields, 0, &[])?;
         Ok(Self {
             fields,
             writer: Mutex::new(writer),
@@ -124,20 +138,27 @@ impl SearchIndex {
             popular: RwLock::default(),
             typos: Typos::default(),
             cache: ResultCache::default(),
+            analyzers: Analyzers::default(),
             ranking,
         })
     }
 
+    /// `previous`: the segment values of the last snapshot, reused for unchanged segments.
     fn take_snapshot(
         reader: &IndexReader,
         fields: &Fields,
         generation: u64,
+        previous: &[Arc<SegmentValues>],
     ) -> Result<Snapshot, SearchError> {
         let searcher = reader.searcher();
         let vocab = Vocabulary::build(&searcher, fields.words)?;
+        let values = values::read_all(&searcher, previous)?;
+        let live = live_fields(&searcher, fields)?;
         Ok(Snapshot {
             searcher,
             vocab,
+            live,
+            values,
             generation,
         })
     }
@@ -195,8 +216,13 @@ impl SearchIndex {
         prepared.commit()?;
         *self.cursor.lock() = payload.cursor;
         self.reader.reload()?;
-        let generation = self.snapshot().generation + 1;
-        let snapshot = Self::take_snapshot(&self.reader, &self.fields, generation)?;
+        let previous = self.snapshot();
+        let snapshot = Self::take_snapshot(
+            &self.reader,
+            &self.fields,
+            previous.generation + 1,
+            &previous.values,
+        )?;
         *self.snapshot.write() = Arc::new(snapshot);
         self.cache.clear();
         Ok(())
@@ -210,6 +236,34 @@ impl SearchIndex {
     pub fn set_popular_queries(&self, popular: PopularQueries) {
         *self.popular.write() = Arc::new(popular);
         self.cache.clear();
+    }
+}
+
+/// The searched text fields that hold a term in some segment.
+fn live_fields(searcher: &Searcher, fields: &Fields) -> Result<LiveFields, SearchError> {
+    let text = fields
+        .title
+        .values()
+        .chain(fields.description.values())
+        .chain([&fields.meta, &fields.other_text]);
+    let mut live = LiveFields::new();
+    for field in text {
+        for segment in searcher.segment_readers() {
+            if segment.inverted_index(*field)?.terms().num_terms() > 0 {
+                live.insert(*field);
+                break;
+            }
+        }
+    }
+    Ok(live)
+}
+
+/// Small document store blocks: a page of hits reads about 20 random cards, and each read
+/// decompresses the card's whole block (16 KiB by default, 2 KiB here: a few cards).
+fn settings() -> IndexSettings {
+    IndexSettings {
+        docstore_blocksize: 2048,
+        ..IndexSettings::default()
     }
 }
 

@@ -5,13 +5,15 @@
 //! schema version), `document` (a product as search sees it), `index` (open, write, commit,
 //! snapshots), `vocab` (the word list: typos, completions), `synonyms`, `query` (text →
 //! tantivy query), `request` (filters, sort, collected counts), `collect` (filters, disjunctive
-//! facets, blend, top k in one pass),
+//! facets, blend, top k in one pass; `dims`: its filter and facet dimensions),
 //! `ranking` (the blend's knobs), `search` (running a search), `results`, `snippet`
-//! (highlighting), `suggest` (as-you-type), `cache`.
+//! (highlighting), `suggest` (as-you-type), `cache`, `values` (facet
+//! column values per segment), `word` (one query word as one scorer).
 
 pub mod analysis;
 mod cache;
 pub mod collect;
+mod dims;
 pub mod document;
 pub mod eval;
 pub mod index;
@@ -24,7 +26,9 @@ pub mod search;
 pub mod snippet;
 pub mod suggest;
 pub mod synonyms;
+pub mod values;
 pub mod vocab;
+mod word;
 
 pub use collect::{Filters, Sort};
 pub use document::{LocalText, ProductDoc};

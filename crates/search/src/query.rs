@@ -11,8 +11,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use tantivy::Term;
 use tantivy::query::{
-    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery, Occur, PhraseQuery,
-    Query, TermQuery,
+    AllQuery, BooleanQuery, ConstScoreQuery, Occur, PhraseQuery, Query, TermQuery,
 };
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::tokenizer::TextAnalyzer;
@@ -22,6 +21,7 @@ use crate::ranking::RankingConfig;
 use crate::schema::Fields;
 use crate::synonyms::Synonyms;
 use crate::vocab::{Typos, Vocabulary};
+use crate::word::word_query;
 
 /// Words of a query beyond this are ignored.
 pub const MAX_WORDS: usize = 12;
@@ -37,7 +37,7 @@ pub enum Tier {
 }
 
 impl Tier {
-    fn weight(self, r: &RankingConfig) -> f32 {
+    pub(crate) fn weight(self, r: &RankingConfig) -> f32 {
         match self {
             Tier::Exact => 1.0,
             Tier::Synonym => r.synonym,
@@ -175,7 +175,9 @@ fn push_variant(p: &mut PlannedWord, words: Vec<String>, tier: Tier) {
     }
 }
 
-/// The analyzers a query is built with (cloned per query: analyzers are stateful).
+/// The analyzers a query is built with (cloned per query: analyzers are stateful; cloning
+/// shares their stop word lists, building them does not).
+#[derive(Clone)]
 pub struct Analyzers {
     lang: Vec<(Lang, TextAnalyzer)>,
     plain: TextAnalyzer,
@@ -193,106 +195,86 @@ impl Default for Analyzers {
     }
 }
 
+/// The text fields that hold at least one term: a query leaves the others out (a product
+/// in a language nobody translated into costs nothing but the lookups).
+pub type LiveFields = HashSet<Field>;
+
+impl Analyzers {
+    /// The analyzer of a language's fields, or the plain one.
+    pub fn of(&mut self, lang: Option<Lang>) -> &mut TextAnalyzer {
+        match self.lang.iter_mut().find(|(l, _)| Some(*l) == lang) {
+            Some((_, a)) => a,
+            None => &mut self.plain,
+        }
+    }
+}
+
 /// Terms to highlight, per analyzer (a language code, or "plain").
 pub type Highlights = BTreeMap<&'static str, HashSet<String>>;
 
 /// A term to look for and how much it counts.
-struct Hit {
-    field: Field,
-    term: String,
-    primary: bool,
-    boost: f32,
+pub(crate) struct Hit {
+    pub field: Field,
+    pub term: String,
+    pub primary: bool,
+    pub boost: f32,
+}
+
+/// Which products a query matches.
+#[derive(Debug, Clone, Copy)]
+pub enum Matching<'a> {
+    /// Every (non stop) word, through any of its variants.
+    All,
+    /// Any word; words marked common (per word of the plan) rank but do not match alone,
+    /// unless every word is common. A word such as "x" or "white" is in a large share of
+    /// the catalog: a union with it walks and counts most products, to rank them below
+    /// those that also have a rarer word of the query.
+    Any { common: &'a [bool] },
 }
 
 /// Turns a plan into a tantivy query; also returns the terms to highlight.
 ///
-/// `require_all`: a product must match every (non stop) word, through any of its variants;
-/// otherwise any word will do. Searches try the first and relax to the second when it finds
-/// too little: all-words matching is an intersection, much cheaper than a union of every
-/// variant's postings, and it is what shoppers expect of totals and facets.
+/// Searches try [`Matching::All`] and relax to [`Matching::Any`] when it finds too little:
+/// all-words matching is an intersection, much cheaper than a union of every variant's
+/// postings, and it is what shoppers expect of totals and facets.
 pub fn build(
     plan: &Plan,
     fields: &Fields,
+    live: &LiveFields,
     r: &RankingConfig,
     analyzers: &mut Analyzers,
-    require_all: bool,
+    matching: Matching<'_>,
 ) -> (Box<dyn Query>, Highlights) {
     let mut highlights = Highlights::new();
     if plan.is_empty() {
         return (Box::new(AllQuery), highlights);
     }
-    let mut per_word: Vec<Box<dyn Query>> = Vec::new();
-    for word in &plan.words {
-        let mut clauses: Vec<Box<dyn Query>> = Vec::new();
+    let mut rare: Vec<Box<dyn Query>> = Vec::new();
+    let mut common: Vec<Box<dyn Query>> = Vec::new();
+    for (i, word) in plan.words.iter().enumerate() {
         if is_stop_word(&word.word, analyzers) {
             continue;
         }
-        let mut seen: HashSet<(Field, String)> = HashSet::new();
-        let mut coverage: Vec<Box<dyn Query>> = Vec::new();
-        for tier in [
-            Tier::Exact,
-            Tier::Synonym,
-            Tier::Prefix,
-            Tier::OneTypo,
-            Tier::TwoTypos,
-        ] {
-            let weight = tier.weight(r);
-            let mut primary: Vec<Box<dyn Query>> = Vec::new();
-            let mut secondary: Vec<Box<dyn Query>> = Vec::new();
-            for variant in word.variants.iter().filter(|v| v.tier == tier) {
-                let per_word: Vec<Vec<Hit>> = variant
-                    .words
-                    .iter()
-                    .map(|w| hits_of(w, fields, r, analyzers, &mut highlights))
-                    .collect();
-                if let [hits] = per_word.as_slice() {
-                    for h in hits {
-                        if !seen.insert((h.field, h.term.clone())) {
-                            continue;
-                        }
-                        let term = Term::from_field_text(h.field, &h.term);
-                        let basic: Box<dyn Query> =
-                            Box::new(TermQuery::new(term.clone(), IndexRecordOption::Basic));
-                        if h.primary {
-                            primary.push(basic);
-                        } else {
-                            secondary.push(basic);
-                        }
-                        clauses.push(Box::new(BoostQuery::new(
-                            Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs)),
-                            h.boost * weight,
-                        )));
-                    }
-                } else {
-                    primary.push(phrase_of(&per_word));
-                }
+        if let Some(q) = word_query(word, fields, live, r, analyzers, &mut highlights) {
+            match matching {
+                Matching::Any { common: c } if c.get(i) == Some(&true) => common.push(q),
+                _ => rare.push(q),
             }
-            if !primary.is_empty() {
-                coverage.push(Box::new(ConstScoreQuery::new(
-                    Box::new(BooleanQuery::union(primary)),
-                    r.word_weight * weight,
-                )));
-            }
-            if !secondary.is_empty() {
-                coverage.push(Box::new(ConstScoreQuery::new(
-                    Box::new(BooleanQuery::union(secondary)),
-                    r.word_weight * weight * r.description_word,
-                )));
-            }
-        }
-        if !coverage.is_empty() {
-            clauses.push(Box::new(DisjunctionMaxQuery::new(coverage)));
-        }
-        if !clauses.is_empty() {
-            per_word.push(Box::new(BooleanQuery::union(clauses)));
         }
     }
     let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-    if !per_word.is_empty() {
-        let words: Box<dyn Query> = if require_all {
-            Box::new(BooleanQuery::intersection(per_word))
-        } else {
-            Box::new(BooleanQuery::union(per_word))
+    if rare.is_empty() {
+        rare = std::mem::take(&mut common);
+    }
+    if !rare.is_empty() {
+        let words: Box<dyn Query> = match matching {
+            Matching::All => Box::new(BooleanQuery::intersection(rare)),
+            Matching::Any { .. } if common.is_empty() => Box::new(BooleanQuery::union(rare)),
+            Matching::Any { .. } => {
+                let mut words = vec![(Occur::Must, union_of(rare))];
+                words.extend(common.into_iter().map(|q| (Occur::Should, q)));
+                Box::new(BooleanQuery::new(words))
+            }
         };
         clauses.push((Occur::Should, words));
     }
@@ -318,6 +300,13 @@ pub fn build(
     (Box::new(BooleanQuery::new(clauses)), highlights)
 }
 
+fn union_of(mut queries: Vec<Box<dyn Query>>) -> Box<dyn Query> {
+    match queries.len() {
+        1 => queries.remove(0),
+        _ => Box::new(BooleanQuery::union(queries)),
+    }
+}
+
 fn is_stop_word(word: &str, analyzers: &mut Analyzers) -> bool {
     analyzers
         .lang
@@ -327,9 +316,10 @@ fn is_stop_word(word: &str, analyzers: &mut Analyzers) -> bool {
 }
 
 /// The terms one word becomes in every text field.
-fn hits_of(
+pub(crate) fn hits_of(
     word: &str,
     fields: &Fields,
+    live: &LiveFields,
     r: &RankingConfig,
     analyzers: &mut Analyzers,
     highlights: &mut Highlights,
@@ -337,7 +327,7 @@ fn hits_of(
     let mut out = Vec::new();
     for (lang, analyzer) in &mut analyzers.lang {
         for term in analysis::terms(analyzer, word) {
-            if let Some(field) = fields.title(*lang) {
+            if let Some(field) = fields.title(*lang).filter(|f| live.contains(f)) {
                 out.push(Hit {
                     field,
                     term: term.clone(),
@@ -345,7 +335,7 @@ fn hits_of(
                     boost: r.title_boost,
                 });
             }
-            if let Some(field) = fields.description(*lang) {
+            if let Some(field) = fields.description(*lang).filter(|f| live.contains(f)) {
                 out.push(Hit {
                     field,
                     term: term.clone(),
@@ -357,7 +347,10 @@ fn hits_of(
         }
     }
     for term in analysis::terms(&mut analyzers.plain, word) {
-        for field in [fields.meta, fields.other_text] {
+        for field in [fields.meta, fields.other_text]
+            .into_iter()
+            .filter(|f| live.contains(f))
+        {
             out.push(Hit {
                 field,
                 term: term.clone(),
@@ -371,7 +364,7 @@ fn hits_of(
 }
 
 /// A multi-word synonym: every word must match one of its fields.
-fn phrase_of(per_word: &[Vec<Hit>]) -> Box<dyn Query> {
+pub(crate) fn phrase_of(per_word: &[Vec<Hit>]) -> Box<dyn Query> {
     let musts = per_word
         .iter()
         .map(|hits| {

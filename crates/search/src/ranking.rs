@@ -53,6 +53,9 @@ pub struct RankingConfig {
     pub did_you_mean_below: u64,
     /// When fewer products than this match every word, products matching any word count.
     pub relax_below: u64,
+    /// ... except that a word found in more than this share of the products then only ranks
+    /// (see `query::Matching`).
+    pub relax_common_share: f64,
 }
 
 impl Default for RankingConfig {
@@ -80,6 +83,7 @@ impl Default for RankingConfig {
             rating_prior_reviews: 5.0,
             did_you_mean_below: 3,
             relax_below: 10,
+            relax_common_share: 0.02,
         }
     }
 }

@@ -13,9 +13,10 @@ use tantivy::schema::{
 
 use crate::analysis::{Lang, PLAIN};
 
-/// Bump on any change to fields, analyzers or document building: an index written with
-/// another version is rebuilt from the database on start.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Bump on any change to fields, analyzers, document building or index settings: an index
+/// written with another version is rebuilt from the database on start. 2: small document
+/// store blocks.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Separates an attribute's name from its value in the `attrs` column.
 pub const ATTR_SEP: char = '\u{1f}';

@@ -12,7 +12,7 @@ use crate::cache::Cached;
 use crate::collect::{Entry, Filters, SearchCollector, Sort};
 use crate::document::ProductDoc;
 use crate::index::{SearchError, SearchIndex, Snapshot};
-use crate::query::{self, Analyzers, Highlights, Planner};
+use crate::query::{self, Analyzers, Highlights, Matching, Planner};
 use crate::results::{Facets, Hit, SearchResults};
 use crate::schema::price_column;
 use crate::snippet::highlight;
@@ -70,7 +70,7 @@ impl SearchIndex {
             ranking: &self.ranking,
         };
         let plan = planner.plan(&req.text, true);
-        let mut analyzers = Analyzers::default();
+        let mut analyzers = self.analyzers.clone();
         let minor_per_major = 10u64.pow(u32::from(req.currency.exponent()));
         let k = req.offset.saturating_add(req.limit);
         let collector = SearchCollector {
@@ -81,19 +81,34 @@ impl SearchIndex {
             minor_per_major,
             ranking: &self.ranking,
             facets: req.facets,
+            values: &snap.values,
         };
-        let (query, highlights) =
-            query::build(&plan, &self.fields, &self.ranking, &mut analyzers, true);
+        let (query, highlights) = query::build(
+            &plan,
+            &self.fields,
+            &snap.live,
+            &self.ranking,
+            &mut analyzers,
+            Matching::All,
+        );
         let mut collected = snap.searcher.search(query.as_ref(), &collector)?;
         if collected.total < self.ranking.relax_below && plan.words.len() > 1 {
-            let (any, _) = query::build(&plan, &self.fields, &self.ranking, &mut analyzers, false);
+            let common = self.common_words(snap, &plan);
+            let (any, _) = query::build(
+                &plan,
+                &self.fields,
+                &snap.live,
+                &self.ranking,
+                &mut analyzers,
+                Matching::Any { common: &common },
+            );
             collected = snap.searcher.search(any.as_ref(), &collector)?;
         }
         let hits = collected
             .top
             .iter()
             .skip(req.offset)
-            .map(|e| self.hit(snap, e, &highlights, &req.locales))
+            .map(|e| self.hit(snap, e, &highlights, &req.locales, &mut analyzers))
             .collect::<Result<Vec<_>, _>>()?;
         let did_you_mean = if collected.total < self.ranking.did_you_mean_below {
             self.did_you_mean(snap, &req.text)
@@ -113,6 +128,15 @@ impl SearchIndex {
         })
     }
 
+    /// Per word of the plan: is it in more than `relax_common_share` of the products?
+    fn common_words(&self, snap: &Snapshot, plan: &query::Plan) -> Vec<bool> {
+        let products = snap.searcher.num_docs() as f64;
+        plan.words
+            .iter()
+            .map(|w| snap.vocab.count(&w.word) as f64 > products * self.ranking.relax_common_share)
+            .collect()
+    }
+
     /// The stored card of a hit.
     pub(crate) fn product(&self, snap: &Snapshot, e: &Entry) -> Result<ProductDoc, SearchError> {
         let doc: TantivyDocument = snap.searcher.doc(e.address)?;
@@ -129,11 +153,12 @@ impl SearchIndex {
         e: &Entry,
         highlights: &Highlights,
         locales: &[String],
+        analyzers: &mut Analyzers,
     ) -> Result<Hit, SearchError> {
         let product = self.product(snap, e)?;
         let (locale, title, description) = product.localized(locales);
         let lang = Lang::of_locale(locale);
-        let mut analyzer = lang.map_or_else(analysis::plain, analysis::language);
+        let analyzer = analyzers.of(lang);
         let empty = Default::default();
         let terms = highlights
             .get(lang.map_or("plain", Lang::code))
@@ -142,8 +167,8 @@ impl SearchIndex {
             score: e.score,
             locale: locale.to_owned(),
             title: title.to_owned(),
-            title_html: highlight(&mut analyzer, title, terms, 0),
-            snippet_html: highlight(&mut analyzer, description, terms, SNIPPET_CHARS),
+            title_html: highlight(analyzer, title, terms, 0),
+            snippet_html: highlight(analyzer, description, terms, SNIPPET_CHARS),
             product: product.clone(),
         })
     }
