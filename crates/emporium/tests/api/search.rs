@@ -66,6 +66,17 @@ on_both_databases! {
         let took = within(&app, "/api/v1/search?q=lamp&in_stock=true", |b| b["total"] == 1).await;
         assert!(took < Duration::from_secs(1), "stock: {took:?}");
 
+        // A reservation of the last units takes the product out of stock; its release brings it back.
+        let buyer = app.customer("buyer@example.com").await;
+        let held = app.post("/api/v1/reservations", json!({"lines": [{"sku": "LAMP-1", "quantity": 3}]}), Some(&buyer)).await;
+        assert_eq!(held.status, 201, "{}", held.text);
+        let took = within(&app, "/api/v1/search?q=lamp&in_stock=true", |b| b["total"] == 0).await;
+        assert!(took < Duration::from_secs(1), "reserved: {took:?}");
+        let released = app.delete(&format!("/api/v1/reservations/{}", held.body["id"].as_str().unwrap()), Some(&buyer)).await;
+        assert!(released.status.is_success(), "{}", released.text);
+        let took = within(&app, "/api/v1/search?q=lamp&in_stock=true", |b| b["total"] == 1).await;
+        assert!(took < Duration::from_secs(1), "released: {took:?}");
+
         let product = emporium_domain::ids::ProductId(id.parse().unwrap());
         emporium_shop::catalog::signals::record_rating(&app.shop, product, 4.5, 12).await.unwrap();
         let took = within(&app, "/api/v1/search?q=lamp", |b| b["hits"][0]["rating"] == 4.5).await;

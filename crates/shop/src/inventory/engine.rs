@@ -309,6 +309,7 @@ async fn grant(
             level.on_hand - level.reserved,
         );
     }
+    let had: Vec<(Uuid, i64)> = variants.iter().map(|v| (*v, stock.total(*v))).collect();
     let pairs: Vec<(Uuid, Uuid)> = attempts
         .iter()
         .flat_map(|a| match a {
@@ -469,6 +470,21 @@ async fn grant(
         store::add_sale_purchases(&mut tx, state.row.id, &deltas).await?;
     }
     store::insert_reservations(&mut tx, &reservations, &lines).await?;
+    // Search and the catalog show whether a product is in stock: tell them when this batch
+    // took a SKU's last available units (and only then, to keep batches cheap).
+    for (variant, before) in had {
+        if before > 0 && stock.total(variant) == 0 {
+            let payload = serde_json::json!({ "variant_id": variant, "available": 0 });
+            crate::events::emit(
+                &mut tx,
+                Uuid::nil(),
+                crate::events::STOCK_CHANGED,
+                payload,
+                now,
+            )
+            .await?;
+        }
+    }
     tx.commit().await?;
     for state in sales.values().filter(|s| s.row.remaining == 0) {
         memory.mark_sold_out(state.row.id);

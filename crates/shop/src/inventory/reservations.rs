@@ -253,6 +253,16 @@ async fn give_back(
             }
         }
     }
+    if open_sale.is_none() {
+        // Units are available again: search and the catalog may show the product in stock.
+        let mut variants: Vec<Uuid> = lines.iter().map(|l| l.variant_id).collect();
+        variants.sort_unstable();
+        variants.dedup();
+        for variant in variants {
+            let payload = serde_json::json!({ "variant_id": variant, "released": true });
+            events::emit(tx, row.user_id, events::STOCK_CHANGED, payload, now).await?;
+        }
+    }
     Ok(())
 }
 
