@@ -50,6 +50,16 @@ impl SearchRequest {
 }
 
 impl SearchIndex {
+    /// The answer to `req` if this snapshot already gave it: cheap enough for an async
+    /// thread, so callers can skip handing the search to a blocking thread.
+    pub fn cached_search(&self, req: &SearchRequest) -> Option<Arc<SearchResults>> {
+        let key = format!("q{}|{req:?}", self.snapshot().generation);
+        match self.cache.get(&key) {
+            Some(Cached::Search(hit)) => Some(hit),
+            _ => None,
+        }
+    }
+
     pub fn search(&self, req: &SearchRequest) -> Result<Arc<SearchResults>, SearchError> {
         let snap = self.snapshot();
         let key = format!("q{}|{req:?}", snap.generation);

@@ -80,6 +80,20 @@ pub struct Suggestions {
 }
 
 impl SearchIndex {
+    /// The suggestions for `text` if this snapshot already gave them (see `cached_search`).
+    pub fn cached_suggest(
+        &self,
+        text: &str,
+        locales: &[String],
+        limit: usize,
+    ) -> Option<Arc<Suggestions>> {
+        let key = format!("s{}|{limit}|{locales:?}|{text}", self.snapshot().generation);
+        match self.cache.get(&key) {
+            Some(Cached::Suggest(hit)) => Some(hit),
+            _ => None,
+        }
+    }
+
     pub fn suggest(
         &self,
         text: &str,

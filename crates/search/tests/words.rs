@@ -81,3 +81,25 @@ fn a_relaxed_search_needs_a_rare_word_and_ranks_common_words_only() {
     assert_eq!(page.total, 4, "products with the rare word only");
     assert_eq!(page.hits[0].product.id, "both");
 }
+
+#[test]
+fn a_repeated_search_is_answered_from_the_cache_until_the_next_commit() {
+    let index = SearchIndex::in_ram(RankingConfig::default()).unwrap();
+    index.upsert(&product("lamp", "Desk lamp", "")).unwrap();
+    index.commit(None).unwrap();
+    let req = SearchRequest::text("lamp", 10);
+    assert!(index.cached_search(&req).is_none());
+    let first = index.search(&req).unwrap();
+    let cached = index.cached_search(&req).unwrap();
+    assert!(std::sync::Arc::ptr_eq(&first, &cached));
+    assert!(index.cached_suggest("lam", &[], 8).is_none());
+    index.suggest("lam", &[], 8).unwrap();
+    assert!(index.cached_suggest("lam", &[], 8).is_some());
+    index.upsert(&product("lamp2", "Floor lamp", "")).unwrap();
+    index.commit(None).unwrap();
+    assert!(
+        index.cached_search(&req).is_none(),
+        "a commit drops cached answers"
+    );
+    assert_eq!(index.search(&req).unwrap().total, 2);
+}

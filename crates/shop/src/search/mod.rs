@@ -149,14 +149,21 @@ pub async fn search(shop: &Shop, q: SearchQuery) -> Result<SearchPage, ShopError
         locales: q.locales.iter().map(|l| l.as_str().to_owned()).collect(),
         facets: true,
     };
-    let results = tokio::task::spawn_blocking(move || index.search(&req))
-        .await?
-        .map_err(ShopError::internal)?;
+    // Repeated searches are answered from the snapshot's cache without a thread hand-off.
+    let results = match index.cached_search(&req) {
+        Some(hit) => hit,
+        None => tokio::task::spawn_blocking(move || index.search(&req))
+            .await?
+            .map_err(ShopError::internal)?,
+    };
     if q.offset == 0 {
         shop.search.analytics.record(&q.text, results.total);
     }
     Ok(view::page(&results, &names, currency))
 }
+
+/// Completions and top products shown for what the shopper typed.
+const SUGGESTIONS: usize = 8;
 
 /// Completions and top products for what the shopper typed so far.
 pub async fn suggest(
@@ -170,9 +177,12 @@ pub async fn suggest(
     let index = shop.search.index()?;
     let text = text.to_owned();
     let locales: Vec<String> = locales.iter().map(|l| l.as_str().to_owned()).collect();
-    let found = tokio::task::spawn_blocking(move || index.suggest(&text, &locales, 8))
-        .await?
-        .map_err(ShopError::internal)?;
+    let found = match index.cached_suggest(&text, &locales, SUGGESTIONS) {
+        Some(hit) => hit,
+        None => tokio::task::spawn_blocking(move || index.suggest(&text, &locales, SUGGESTIONS))
+            .await?
+            .map_err(ShopError::internal)?,
+    };
     Ok(view::suggestions(&found))
 }
 
