@@ -254,20 +254,22 @@ impl WriterTx {
             writer,
             solo,
         } = self;
-        // Like `begin`: once committed into the batch, the waiter is registered and a
-        // committer queued even if the caller stops waiting.
-        let receiver = run_to_completion(async move {
-            state.savepoint = Savepoint::Committed;
-            let (sender, receiver) = oneshot::channel();
-            state.waiting.push(sender);
-            if solo {
+        // No statement runs here (the next holder or the COMMIT releases the savepoint), so
+        // nothing can be cut off half-way: the waiter is registered before the lock goes.
+        state.savepoint = Savepoint::Committed;
+        let (sender, receiver) = oneshot::channel();
+        state.waiting.push(sender);
+        if solo {
+            // Like `begin`: the COMMIT finishes even if the caller stops waiting.
+            run_to_completion(async move {
                 state.flush().await;
-            } else {
-                writer.queue_commit(&mut state);
-            }
-            Ok(receiver)
-        })
-        .await?;
+                Ok(())
+            })
+            .await?;
+        } else {
+            writer.queue_commit(&mut state);
+            drop(state);
+        }
         match receiver.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(reason)) => Err(StoreError::Batch(reason)),
