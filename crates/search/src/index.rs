@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
-use tantivy::{Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, Searcher, Term};
+use tantivy::{
+    DocAddress, Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, Searcher, Term,
+};
 
 use crate::analysis;
 use crate::cache::ResultCache;
@@ -53,6 +55,46 @@ pub struct Snapshot {
     pub values: Vec<Arc<SegmentValues>>,
     /// Moves on every commit; caches keyed by it never serve stale results.
     pub generation: u64,
+    /// Stored cards of products already shown from this snapshot: popular products come
+    /// up in many searches, and reading one means decompressing a store block and parsing
+    /// its JSON.
+    pub(crate) cards: Cards,
+}
+
+/// Slots of the card cache.
+const CARD_SLOTS: usize = 16_384;
+
+/// Product cards by document address, in a fixed number of slots: a new card replaces
+/// whichever card held its slot, so memory stays bounded without a pause to start over.
+#[derive(Default)]
+pub(crate) struct Cards(Mutex<Vec<CardSlot>>);
+
+type CardSlot = Option<(DocAddress, Arc<ProductDoc>)>;
+
+impl Cards {
+    fn slot(address: DocAddress) -> usize {
+        let mixed = u64::from(address.segment_ord).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ u64::from(address.doc_id).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        (mixed >> 32) as usize % CARD_SLOTS
+    }
+
+    pub(crate) fn get(&self, address: DocAddress) -> Option<Arc<ProductDoc>> {
+        match self.0.lock().get(Self::slot(address)) {
+            Some(Some((at, card))) if *at == address => Some(card.clone()),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn put(&self, address: DocAddress, card: Arc<ProductDoc>) {
+        let evicted = {
+            let mut slots = self.0.lock();
+            if slots.is_empty() {
+                slots.resize(CARD_SLOTS, None);
+            }
+            slots[Self::slot(address)].replace((address, card))
+        };
+        drop(evicted);
+    }
 }
 
 pub struct SearchIndex {
@@ -160,6 +202,7 @@ impl SearchIndex {
             live,
             values,
             generation,
+            cards: Cards::default(),
         })
     }
 
@@ -286,6 +329,26 @@ mod tests {
             title: "Oak Table".into(),
             ..ProductDoc::default()
         }
+    }
+
+    #[test]
+    fn a_card_is_kept_until_another_needs_its_slot() {
+        let cards = Cards::default();
+        let at = |doc_id| DocAddress::new(0, doc_id);
+        assert!(cards.get(at(7)).is_none());
+        cards.put(at(7), Arc::new(doc("a")));
+        assert_eq!(cards.get(at(7)).unwrap().id, "a");
+        let rival = (0..)
+            .map(at)
+            .find(|a| *a != at(7) && Cards::slot(*a) == Cards::slot(at(7)))
+            .unwrap();
+        assert!(
+            cards.get(rival).is_none(),
+            "a slot answers only for its own address"
+        );
+        cards.put(rival, Arc::new(doc("b")));
+        assert!(cards.get(at(7)).is_none());
+        assert_eq!(cards.get(rival).unwrap().id, "b");
     }
 
     #[test]

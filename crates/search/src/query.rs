@@ -153,18 +153,19 @@ impl Planner<'_> {
             return;
         }
         let budget = self.ranking.max_typos(p.word.chars().count());
-        for (word, edits, _) in self.vocab.typos(
+        let found = self.vocab.typos(
             self.typos,
             &p.word,
             budget,
             self.ranking.max_typo_candidates,
-        ) {
-            let tier = if edits <= 1 {
+        );
+        for (word, edits, _) in found.iter() {
+            let tier = if *edits <= 1 {
                 Tier::OneTypo
             } else {
                 Tier::TwoTypos
             };
-            push_variant(p, vec![word], tier);
+            push_variant(p, vec![word.clone()], tier);
         }
     }
 }

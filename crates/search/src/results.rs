@@ -9,7 +9,7 @@ use crate::document::ProductDoc;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Hit {
-    pub product: ProductDoc,
+    pub product: std::sync::Arc<ProductDoc>,
     /// The blended relevance score.
     pub score: f32,
     /// The locale of `title` and the highlights.

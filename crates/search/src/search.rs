@@ -148,13 +148,22 @@ impl SearchIndex {
     }
 
     /// The stored card of a hit.
-    pub(crate) fn product(&self, snap: &Snapshot, e: &Entry) -> Result<ProductDoc, SearchError> {
+    pub(crate) fn product(
+        &self,
+        snap: &Snapshot,
+        e: &Entry,
+    ) -> Result<Arc<ProductDoc>, SearchError> {
+        if let Some(card) = snap.cards.get(e.address) {
+            return Ok(card);
+        }
         let doc: TantivyDocument = snap.searcher.doc(e.address)?;
         let card = doc
             .get_first(self.fields.card)
             .and_then(|v| v.as_str())
             .unwrap_or("{}");
-        Ok(serde_json::from_str(card)?)
+        let card: Arc<ProductDoc> = Arc::new(serde_json::from_str(card)?);
+        snap.cards.put(e.address, card.clone());
+        Ok(card)
     }
 
     fn hit(
@@ -195,15 +204,10 @@ impl SearchIndex {
                     return w;
                 }
                 let budget = self.ranking.max_typos(w.chars().count()).max(1);
-                match snap
-                    .vocab
-                    .typos(&self.typos, &w, budget, 1)
-                    .into_iter()
-                    .next()
-                {
+                match snap.vocab.typos(&self.typos, &w, budget, 1).first() {
                     Some((better, _, _)) => {
                         changed = true;
-                        better
+                        better.clone()
                     }
                     None => w,
                 }

@@ -7,9 +7,11 @@
 //! candidate).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use fst::{Automaton, IntoStreamer, Streamer};
 use levenshtein_automata::{DFA, Distance, LevenshteinAutomatonBuilder, SINK_STATE};
+use parking_lot::Mutex;
 use tantivy::Searcher;
 use tantivy::schema::Field;
 
@@ -19,11 +21,20 @@ const SHORT_PREFIX: usize = 2;
 /// Longest range of the word list scanned for completions of a longer prefix.
 const SCAN_LIMIT: usize = 4000;
 const PRECOMPUTED: usize = 10;
+/// Typo lists remembered before the memo starts over.
+const TYPO_MEMO: usize = 50_000;
+
+/// A word's typo candidates: (word, edits, count).
+type Candidates = Arc<Vec<(String, u8, u64)>>;
 
 #[derive(Default)]
 pub struct Vocabulary {
     map: fst::Map<Vec<u8>>,
     short: HashMap<Vec<u8>, Vec<(String, u64)>>,
+    /// Typo candidates already looked up, by (word, edits, limit). Shoppers' queries share
+    /// most of their words, and building a two-edit automaton for a word costs more than the
+    /// rest of planning; the memo lives as long as this word list.
+    memo: Mutex<HashMap<(String, u8, usize), Candidates>>,
 }
 
 /// Levenshtein automaton builders for one and two edits (transpositions count as one),
@@ -97,7 +108,11 @@ impl Vocabulary {
             keep_best(list, PRECOMPUTED);
         }
         let map = fst::Map::from_iter(counts).unwrap_or_default();
-        Self { map, short }
+        Self {
+            map,
+            short,
+            memo: Mutex::default(),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -115,7 +130,21 @@ impl Vocabulary {
 
     /// Known words within `max_edits` of `word` (not the word itself): (word, edits, count),
     /// fewest edits first, then most frequent.
-    pub fn typos(
+    pub fn typos(&self, typos: &Typos, word: &str, max_edits: u8, limit: usize) -> Candidates {
+        let key = (word.to_owned(), max_edits, limit);
+        if let Some(found) = self.memo.lock().get(&key) {
+            return found.clone();
+        }
+        let found = Arc::new(self.find_typos(typos, word, max_edits, limit));
+        let mut memo = self.memo.lock();
+        if memo.len() >= TYPO_MEMO {
+            memo.clear();
+        }
+        memo.insert(key, found.clone());
+        found
+    }
+
+    fn find_typos(
         &self,
         typos: &Typos,
         word: &str,
@@ -206,6 +235,22 @@ mod tests {
         let found = v.typos(&Typos::default(), "toliet", 2, 10);
         assert_eq!(found[0].0, "toilet");
         assert_eq!(found[0].1, 1, "a transposition is one edit");
+    }
+
+    #[test]
+    fn remembered_typos_answer_like_fresh_ones() {
+        let v = vocab(&[("toilet", 50), ("tablet", 9), ("outlet", 20)]);
+        let typos = Typos::default();
+        let first = v.typos(&typos, "toliet", 2, 10);
+        let again = v.typos(&typos, "toliet", 2, 10);
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "the second lookup is remembered"
+        );
+        assert_eq!(*first, v.find_typos(&typos, "toliet", 2, 10));
+        // The budget and the limit are part of what is remembered.
+        assert_eq!(v.typos(&typos, "toliet", 2, 1).len(), 1);
+        assert!(v.typos(&typos, "toliet", 1, 10).iter().all(|t| t.1 <= 1));
     }
 
     #[test]
