@@ -13,12 +13,21 @@ pub fn highlight(
     terms: &HashSet<String>,
     max_chars: usize,
 ) -> String {
-    let mut spans = Vec::new();
+    let mut spans: Vec<(usize, usize)> = Vec::new();
     if !terms.is_empty() {
+        // Past this byte nothing can be shown: the window ends at most `max_chars`
+        // characters (of at most 4 bytes) after the first match.
+        let mut shown_until = usize::MAX;
         let mut stream = analyzer.token_stream(text);
         while stream.advance() {
             let t = stream.token();
+            if t.offset_from > shown_until {
+                break;
+            }
             if terms.contains(&t.text) {
+                if spans.is_empty() && max_chars > 0 {
+                    shown_until = t.offset_from.saturating_add(4 * max_chars);
+                }
                 spans.push((t.offset_from, t.offset_to));
             }
         }
@@ -117,5 +126,18 @@ mod tests {
         assert!(html.contains("<em>lantern</em>"), "{html}");
         assert!(html.starts_with('…') && html.ends_with('…'), "{html}");
         assert!(html.chars().count() < 90, "{html}");
+    }
+
+    #[test]
+    fn every_match_inside_the_window_is_marked_and_none_past_it() {
+        let text = format!(
+            "lantern {}lantern {}lantern",
+            "word ".repeat(10),
+            "word ".repeat(500)
+        );
+        let terms: HashSet<String> = ["lantern".to_owned()].into();
+        let html = highlight(&mut language(Lang::En), &text, &terms, 160);
+        assert_eq!(html.matches("<em>lantern</em>").count(), 2, "{html}");
+        assert!(html.ends_with('…'), "{html}");
     }
 }
