@@ -3,6 +3,7 @@
 //! always), on one thread, against a catalog shaped like the bench's (100,000 products with
 //! brands, categories, attributes, prices, stock and ratings). Prints mean and quantiles of
 //! the uncached search time, then the slowest queries: the numbers to compare designs by.
+//! `COMPACT=0` searches the segments as written instead of merged as after a rebuild.
 #![expect(clippy::unwrap_used, reason = "a developer tool")]
 
 use std::collections::{BTreeMap, HashMap};
@@ -111,10 +112,14 @@ fn main() {
             .unwrap();
     }
     index.commit(None).unwrap();
+    // As a rebuild leaves it (COMPACT=0: as many segments as the writer made).
+    if std::env::var("COMPACT").map_or(true, |v| v != "0") {
+        index.compact().unwrap();
+    }
     eprintln!(
         "indexed 100k in {:.1?}, {} segments",
         t.elapsed(),
-        index.snapshot().searcher.segment_readers().len()
+        index.segments()
     );
     let mut brands: Vec<(String, usize)> = brand_counts.into_iter().collect();
     brands.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));

@@ -141,9 +141,16 @@ pub async fn rebuild(shop: &Shop) -> Result<usize, ShopError> {
             .map_err(ShopError::internal)?;
     }
     let committing = index.clone();
-    tokio::task::spawn_blocking(move || committing.commit(Some(&cursor.to_string())))
-        .await?
-        .map_err(ShopError::internal)?;
+    tokio::task::spawn_blocking(move || {
+        committing.commit(Some(&cursor.to_string()))?;
+        // Best effort: a rebuilt index is complete and searchable without it.
+        if let Err(error) = committing.compact() {
+            tracing::warn!(%error, "merging the rebuilt search index failed");
+        }
+        Ok::<_, emporium_search::SearchError>(())
+    })
+    .await?
+    .map_err(ShopError::internal)?;
     tracing::info!(
         products = count,
         elapsed_ms = started.elapsed().as_millis() as u64,
