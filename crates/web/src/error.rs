@@ -162,8 +162,9 @@ impl From<ShopError> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// The problem document, serialized.
+    pub fn problem_body(self) -> Vec<u8> {
         let title = self.status.canonical_reason().unwrap_or("Error").to_owned();
         let problem = Problem {
             kind: format!("urn:emporium:problem:{}", self.code),
@@ -174,17 +175,23 @@ impl IntoResponse for ApiError {
             errors: self.errors,
             details: self.details,
         };
-        let body = serde_json::to_vec(&problem).unwrap_or_default();
-        let mut response = (self.status, body).into_response();
+        serde_json::to_vec(&problem).unwrap_or_default()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, retry_after_secs) = (self.status, self.retry_after_secs);
+        let mut response = (status, self.problem_body()).into_response();
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if let Some(secs) = self.retry_after_secs {
+        if let Some(secs) = retry_after_secs {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
-        if self.status == StatusCode::UNAUTHORIZED {
+        if status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response

@@ -15,6 +15,7 @@ pub mod extract;
 pub mod idempotency;
 pub mod openapi;
 pub mod ops;
+pub mod sold_out;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,6 +80,10 @@ pub fn app(state: AppState, config: &HttpConfig) -> Router {
         .merge(ops::router())
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            sold_out::middleware,
+        ))
         .layer(axum::middleware::from_fn(ops::record_metrics))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(ops::timeout_layer(config.request_timeout))

@@ -1,4 +1,8 @@
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::body::Body;
+use axum::http::Request;
 
 use chrono::Duration;
 use emporium_shop::inventory::flash;
@@ -84,6 +88,51 @@ on_both_databases! {
         assert_eq!(app.get("/api/v1/products/console", None).await.body["variants"][0]["available"], 10);
         let status = app.get(&format!("/api/v1/flash-sales/{id}"), None).await;
         assert_eq!(status.body["status"], "ended");
+    }
+
+    async fn the_flood_after_a_sell_out_is_answered_from_memory_with_the_full_answer(app) {
+        let id = sale(&app, 5, 1, 1).await;
+        app.clock.advance(Duration::hours(1));
+        let (ann, bob) = (app.customer("ann@example.com").await, app.customer("bob@example.com").await);
+        assert_eq!(reserve(&app, &id, &ann, 1).await.status, 201);
+        // As a real client sends it: with Content-Length (the test helper sends none).
+        let raw = |token: Option<&str>, body: &'static str, key: Option<&str>| {
+            let mut request = Request::post(format!("/api/v1/flash-sales/{id}/reserve"))
+                .header("content-type", "application/json")
+                .header("content-length", body.len());
+            if let Some(token) = token {
+                request = request.header("authorization", format!("Bearer {token}"));
+            }
+            if let Some(key) = key {
+                request = request.header("idempotency-key", key);
+            }
+            request.body(Body::from(body)).unwrap()
+        };
+        let answered = || app.shop.engine.memory.memory_answers.load(Ordering::Relaxed);
+        // The full path (the engine's memory) answers first, and remembers the sell-out for
+        // a second.
+        let full = reserve(&app, &id, &bob, 1).await;
+        full.assert_problem(409, "sold_out");
+        let before = answered();
+        let early = app.send(raw(Some(&bob), r#"{"quantity":1}"#, None)).await;
+        assert_eq!(answered(), before + 1, "answered before routing");
+        assert_eq!((early.status, &early.text), (full.status, &full.text));
+        assert_eq!(early.header("content-type"), full.header("content-type"));
+
+        // Whatever the full path would answer otherwise still goes there.
+        app.send(raw(None, r#"{"quantity":1}"#, None)).await.assert_problem(401, "authentication_required");
+        app.send(raw(Some("emp_nonsense"), r#"{"quantity":1}"#, None)).await.assert_problem(401, "invalid_token");
+        app.send(raw(Some(&bob), r#"{"quantity":0}"#, None)).await.assert_problem(422, "validation_failed");
+        app.send(raw(Some(&bob), r#"{"quantity":2}"#, None)).await.assert_problem(409, "purchase_limit_exceeded");
+        app.send(raw(Some(&bob), r#"{"quantity":1,"more":1}"#, None)).await.assert_problem(422, "invalid_body");
+        app.send(raw(Some(&bob), r#"{"quantity":"#, None)).await.assert_problem(400, "malformed_json");
+        // A keyed attempt may have to replay an earlier answer: only the full path knows.
+        app.send(raw(Some(&bob), r#"{"quantity":1}"#, Some("retry-1"))).await.assert_problem(409, "sold_out");
+        assert_eq!(answered(), before + 1, "none of these was answered early");
+
+        app.clock.advance(Duration::hours(1));
+        app.send(raw(Some(&bob), r#"{"quantity":1}"#, None)).await.assert_problem(409, "sale_ended");
+        assert_eq!(answered(), before + 1);
     }
 
     async fn a_sale_cannot_take_more_than_is_available(app) {

@@ -91,6 +91,8 @@ pub struct Memory {
     pub deadline_changed: Notify,
     /// When the reaper will wake next (Unix microseconds): only an earlier deadline wakes it.
     next_wake: std::sync::atomic::AtomicI64,
+    /// Attempts answered `sold_out` from memory before reaching the engine.
+    pub memory_answers: std::sync::atomic::AtomicU64,
 }
 
 impl Memory {

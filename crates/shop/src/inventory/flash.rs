@@ -54,6 +54,26 @@ impl SaleCache {
     }
 }
 
+impl SaleCache {
+    /// The cached row, when it is younger than `max_age`; never reads the database.
+    fn peek<T>(
+        &self,
+        id: Uuid,
+        max_age: StdDuration,
+        f: impl FnOnce(&FlashSaleRow) -> T,
+    ) -> Option<T> {
+        let cache = self.0.lock();
+        let (row, _, at) = cache.get(&id)?;
+        (at.elapsed() < max_age).then(|| f(row))
+    }
+}
+
+/// The most units one attempt may ask for.
+pub const MAX_QUANTITY: i64 = 1_000_000;
+
+/// How old a cached sale may be when its window and limit answer for it: they never change.
+const TERMS_MAX_AGE: StdDuration = StdDuration::from_secs(60);
+
 #[derive(Debug, Clone)]
 pub struct NewFlashSale {
     pub variant: Uuid,
@@ -178,13 +198,13 @@ pub async fn reserve(
     id: Uuid,
     quantity: i64,
 ) -> Result<ReservationView, ShopError> {
-    if !(1..=1_000_000).contains(&quantity) {
+    if !(1..=MAX_QUANTITY).contains(&quantity) {
         return Err(
             emporium_domain::Invalid::new("quantity", "must be between 1 and 1000000").into(),
         );
     }
     // The window and the limit never change: a cached copy answers for them.
-    let (sale, sku) = Box::pin(shop.sales.get(shop, id, StdDuration::from_secs(60))).await?;
+    let (sale, sku) = Box::pin(shop.sales.get(shop, id, TERMS_MAX_AGE)).await?;
     let now = shop.now();
     if now < sale.starts_at {
         return Err(ShopError::conflict_with(
@@ -208,11 +228,7 @@ pub async fn reserve(
         ));
     }
     if shop.engine.memory.is_sold_out(id) {
-        return Err(ShopError::conflict_with(
-            "sold_out",
-            "the sale is sold out",
-            serde_json::json!({ "remaining": 0 }),
-        ));
+        return Err(sold_out());
     }
     let ttl = DEFAULT_TTL.min(sale.ends_at - now + chrono::Duration::minutes(10));
     // Boxed: the engine's future is large, and the answers above (sold out, not started)
@@ -225,6 +241,31 @@ pub async fn reserve(
         ttl,
     }))
     .await
+}
+
+/// The answer to an attempt on a sale that has no units left.
+pub fn sold_out() -> ShopError {
+    ShopError::conflict_with(
+        "sold_out",
+        "the sale is sold out",
+        serde_json::json!({ "remaining": 0 }),
+    )
+}
+
+/// For the request path's early exit: when this node knows, from memory alone, that an
+/// attempt on sale `id` would be answered [`sold_out`] (the sale is open and remembered as
+/// sold out), the per-customer limit, so the caller can check that the asked quantity is one
+/// [`reserve`] would have taken that far. `None`: only [`reserve`] can tell.
+pub fn sold_out_in_memory(shop: &Shop, id: Uuid) -> Option<i64> {
+    if !shop.engine.memory.is_sold_out(id) {
+        return None;
+    }
+    let now = shop.now();
+    shop.sales
+        .peek(id, TERMS_MAX_AGE, |s| {
+            (s.starts_at <= now && now < s.ends_at).then_some(s.per_customer_limit)
+        })
+        .flatten()
 }
 
 /// Parses a price for a sale.
