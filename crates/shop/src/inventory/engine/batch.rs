@@ -1,0 +1,387 @@
+//! One batch of the engine: lock, decide in memory, write, commit.
+//!
+//! [`grant`] locks the stock rows of the batch's SKUs and its sales and reads the buyers'
+//! holds ([`Batch::lock`]), grants first come first served in memory ([`Batch::decide`]),
+//! then writes one conditional update per SKU and location and per sale and every new row at
+//! once ([`Batch::write`]), and commits.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use emporium_domain::inventory::{Availability, Want};
+use emporium_store::Db;
+use emporium_store::reservations::{self as store, FlashSaleRow, LineRow, ReservationRow};
+use uuid::Uuid;
+
+use super::{Attempt, EngineMode, Memory, Reply};
+use crate::ShopError;
+use crate::inventory::reservations::view;
+
+/// The state of the batch's flash sales while it is granted.
+struct SaleState {
+    row: FlashSaleRow,
+    purchased: HashMap<Uuid, i64>,
+    taken: i64,
+}
+
+pub(super) async fn grant(
+    db: &Db,
+    memory: &Memory,
+    now: DateTime<Utc>,
+    attempts: &[Attempt],
+    mode: EngineMode,
+) -> Result<Vec<Reply>, ShopError> {
+    // The naive design commits every attempt on its own; the engine's batches share the
+    // store's group commit with the node's other writes.
+    let mut tx = match mode {
+        EngineMode::Naive => db.begin_solo().await?,
+        EngineMode::Batched => db.begin().await?,
+    };
+    let mut batch = Batch::lock(&mut tx, attempts, now).await?;
+    let answers = attempts.iter().map(|a| batch.decide(a)).collect();
+    batch.write(&mut tx).await?;
+    tx.commit().await?;
+    for state in batch.sales.values().filter(|s| s.row.remaining == 0) {
+        memory.mark_sold_out(state.row.id);
+    }
+    if let Some(first) = batch.reservations.iter().map(|r| r.expires_at).min() {
+        memory.deadline(first);
+    }
+    Ok(answers)
+}
+
+/// One batch between its locks and its commit: what it read under lock, what it has
+/// granted so far in memory, and the rows it will write.
+struct Batch {
+    now: DateTime<Utc>,
+    /// Available units per SKU and location, less what this batch granted.
+    stock: Availability,
+    /// Available units per SKU when the batch began, to tell when it took the last ones.
+    had: Vec<(Uuid, i64)>,
+    /// Active reservation per (user, SKU), including this batch's.
+    holds: HashMap<(Uuid, Uuid), Uuid>,
+    sales: HashMap<Uuid, SaleState>,
+    /// Units this batch reserved per (SKU, location).
+    reserved: HashMap<(Uuid, Uuid), i64>,
+    reservations: Vec<ReservationRow>,
+    lines: Vec<LineRow>,
+}
+
+impl Batch {
+    /// Locks the stock rows of the batch's SKUs and its sales, and reads the buyers' holds.
+    async fn lock(
+        tx: &mut emporium_store::Tx,
+        attempts: &[Attempt],
+        now: DateTime<Utc>,
+    ) -> Result<Self, ShopError> {
+        let mut variants: Vec<Uuid> = attempts
+            .iter()
+            .flat_map(|a| match a {
+                Attempt::Stock { lines, .. } => lines.iter().map(|l| l.0).collect::<Vec<_>>(),
+                Attempt::Flash { sale, .. } => vec![sale.variant_id],
+            })
+            .collect();
+        variants.sort_unstable();
+        variants.dedup();
+        // Locking the stock rows first serializes every batch that touches these SKUs, on
+        // any node, so holds and levels read below stay true until commit.
+        let mut stock = Availability::default();
+        for level in store::lock_levels(tx, &variants).await? {
+            stock.add(
+                level.variant_id,
+                level.location_id,
+                level.on_hand - level.reserved,
+            );
+        }
+        let had = variants.iter().map(|v| (*v, stock.total(*v))).collect();
+        let pairs: Vec<(Uuid, Uuid)> = attempts
+            .iter()
+            .flat_map(|a| match a {
+                Attempt::Stock { user, lines, .. } => {
+                    lines.iter().map(|l| (user.0, l.0)).collect::<Vec<_>>()
+                }
+                Attempt::Flash { user, sale, .. } => vec![(user.0, sale.variant_id)],
+            })
+            .collect();
+        let holds = store::find_holds(tx, &pairs)
+            .await?
+            .into_iter()
+            .map(|h| ((h.user_id, h.variant_id), h.reservation_id))
+            .collect();
+        let sales = lock_sales(tx, attempts).await?;
+        Ok(Self {
+            now,
+            stock,
+            had,
+            holds,
+            sales,
+            reserved: HashMap::new(),
+            reservations: Vec::new(),
+            lines: Vec::new(),
+        })
+    }
+
+    /// Grants one attempt in memory (first come, first served), or says why not.
+    fn decide(&mut self, attempt: &Attempt) -> Reply {
+        let (Attempt::Stock { user, ttl, .. } | Attempt::Flash { user, ttl, .. }) = attempt;
+        let user = user.0;
+        let held = match attempt {
+            Attempt::Stock { lines, .. } => lines
+                .iter()
+                .find_map(|l| self.holds.get(&(user, l.0)).map(|r| (&l.1, *r))),
+            Attempt::Flash { sale, sku, .. } => {
+                self.holds.get(&(user, sale.variant_id)).map(|r| (sku, *r))
+            }
+        };
+        if let Some((sku, existing)) = held {
+            return Err(ShopError::conflict_with(
+                "already_reserved",
+                format!("you already hold an active reservation of {sku}"),
+                serde_json::json!({ "sku": sku, "reservation_id": existing }),
+            ));
+        }
+        let id = Uuid::now_v7();
+        let (flash_sale_id, new_lines) = match attempt {
+            Attempt::Stock { lines, .. } => (None, self.take_stock(user, id, lines)?),
+            Attempt::Flash { sale, quantity, .. } => (
+                Some(sale.id),
+                vec![self.take_sale(user, id, sale.id, *quantity)?],
+            ),
+        };
+        for line in &new_lines {
+            self.holds.insert((user, line.variant_id), id);
+        }
+        let row = ReservationRow {
+            user_id: user,
+            id,
+            status: "active".to_owned(),
+            flash_sale_id,
+            expires_at: self.now + *ttl,
+            created_at: self.now,
+            updated_at: self.now,
+        };
+        let skus = sku_names(attempt);
+        let answer = view(&row, &new_lines, |v| {
+            skus.get(&v).cloned().unwrap_or_default()
+        });
+        self.reservations.push(row);
+        self.lines.extend(new_lines);
+        Ok(answer)
+    }
+
+    /// Units of SKUs from stock, all or nothing, allocated across locations.
+    fn take_stock(
+        &mut self,
+        user: Uuid,
+        id: Uuid,
+        wanted: &[(Uuid, String, i64)],
+    ) -> Result<Vec<LineRow>, ShopError> {
+        let wants: Vec<Want> = wanted
+            .iter()
+            .map(|l| Want {
+                variant: l.0,
+                quantity: l.2,
+            })
+            .collect();
+        let takes = self
+            .stock
+            .take_all(&wants)
+            .map_err(|(variant, available)| {
+                let sku = wanted
+                    .iter()
+                    .find(|l| l.0 == variant)
+                    .map(|l| l.1.clone())
+                    .unwrap_or_default();
+                ShopError::conflict_with(
+                    "out_of_stock",
+                    format!("{sku}: only {available} available"),
+                    serde_json::json!({ "sku": sku, "available": available }),
+                )
+            })?;
+        Ok(takes
+            .iter()
+            .map(|t| {
+                *self.reserved.entry((t.variant, t.location)).or_default() += t.quantity;
+                LineRow {
+                    user_id: user,
+                    reservation_id: id,
+                    variant_id: t.variant,
+                    location_id: t.location,
+                    quantity: t.quantity,
+                    unit_price_minor: None,
+                    currency: None,
+                }
+            })
+            .collect())
+    }
+
+    /// Units of a flash sale, from the units earmarked for it.
+    fn take_sale(
+        &mut self,
+        user: Uuid,
+        id: Uuid,
+        sale: Uuid,
+        quantity: i64,
+    ) -> Result<LineRow, ShopError> {
+        let now = self.now;
+        let state = self
+            .sales
+            .get_mut(&sale)
+            .ok_or(ShopError::NotFound("flash_sale"))?;
+        take_from_sale(state, user, quantity, now)?;
+        Ok(LineRow {
+            user_id: user,
+            reservation_id: id,
+            variant_id: state.row.variant_id,
+            location_id: state.row.location_id,
+            quantity,
+            unit_price_minor: Some(state.row.price_minor),
+            currency: Some(state.row.currency.clone()),
+        })
+    }
+
+    /// One conditional update per SKU and location and per sale, then every row at once.
+    async fn write(&self, tx: &mut emporium_store::Tx) -> Result<(), ShopError> {
+        let mut keys: Vec<_> = self.reserved.iter().collect();
+        keys.sort_unstable();
+        for (&(variant, location), &quantity) in keys {
+            if !store::add_reserved(tx, variant, location, quantity).await? {
+                return Err(ShopError::internal(anyhow::anyhow!(
+                    "stock of {variant} changed under lock"
+                )));
+            }
+        }
+        // Which sale each new reservation draws on: one lookup per line, not a scan.
+        let of_sale: HashMap<Uuid, Uuid> = self
+            .reservations
+            .iter()
+            .filter_map(|r| r.flash_sale_id.map(|sale| (r.id, sale)))
+            .collect();
+        for state in self.sales.values().filter(|s| s.taken > 0) {
+            if !store::add_sale_remaining(tx, state.row.id, -state.taken).await? {
+                return Err(ShopError::internal(anyhow::anyhow!(
+                    "flash sale {} changed under lock",
+                    state.row.id
+                )));
+            }
+            let deltas: Vec<(Uuid, i64)> = self
+                .lines
+                .iter()
+                .filter(|l| of_sale.get(&l.reservation_id) == Some(&state.row.id))
+                .map(|l| (l.user_id, l.quantity))
+                .collect();
+            store::add_sale_purchases(tx, state.row.id, &deltas).await?;
+        }
+        store::insert_reservations(tx, &self.reservations, &self.lines).await?;
+        // Search and the catalog show whether a product is in stock: tell them when this
+        // batch took a SKU's last available units (and only then, to keep batches cheap).
+        for &(variant, before) in &self.had {
+            if before > 0 && self.stock.total(variant) == 0 {
+                let payload = serde_json::json!({ "variant_id": variant, "available": 0 });
+                crate::events::emit(
+                    tx,
+                    Uuid::nil(),
+                    crate::events::STOCK_CHANGED,
+                    payload,
+                    self.now,
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn lock_sales(
+    tx: &mut emporium_store::Tx,
+    attempts: &[Attempt],
+) -> Result<HashMap<Uuid, SaleState>, ShopError> {
+    let mut ids: Vec<Uuid> = attempts
+        .iter()
+        .filter_map(|a| {
+            if let Attempt::Flash { sale, .. } = a {
+                Some(sale.id)
+            } else {
+                None
+            }
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut sales = HashMap::new();
+    for id in ids {
+        let Some(row) = store::lock_flash_sale(tx, id).await? else {
+            continue;
+        };
+        let users: Vec<Uuid> = attempts
+            .iter()
+            .filter_map(|a| match a {
+                Attempt::Flash { user, sale, .. } if sale.id == id => Some(user.0),
+                _ => None,
+            })
+            .collect();
+        let purchased = store::sale_purchases(tx, id, &users)
+            .await?
+            .into_iter()
+            .collect();
+        sales.insert(
+            id,
+            SaleState {
+                row,
+                purchased,
+                taken: 0,
+            },
+        );
+    }
+    Ok(sales)
+}
+
+/// Grants `quantity` units of a sale to `user` in memory, or says why not.
+fn take_from_sale(
+    state: &mut SaleState,
+    user: Uuid,
+    quantity: i64,
+    now: DateTime<Utc>,
+) -> Result<(), ShopError> {
+    let sale = &state.row;
+    if now < sale.starts_at {
+        return Err(ShopError::conflict_with(
+            "sale_not_started",
+            "the sale has not started",
+            serde_json::json!({ "starts_at": sale.starts_at }),
+        ));
+    }
+    if now >= sale.ends_at || sale.closed_at.is_some() {
+        return Err(ShopError::conflict_with(
+            "sale_ended",
+            "the sale has ended",
+            serde_json::json!({ "ended_at": sale.ends_at }),
+        ));
+    }
+    let bought = state.purchased.get(&user).copied().unwrap_or(0);
+    if bought + quantity > sale.per_customer_limit {
+        return Err(ShopError::conflict_with(
+            "purchase_limit_exceeded",
+            format!("at most {} per customer", sale.per_customer_limit),
+            serde_json::json!({ "limit": sale.per_customer_limit, "already": bought }),
+        ));
+    }
+    if sale.remaining < quantity {
+        return Err(ShopError::conflict_with(
+            "sold_out",
+            "the sale is sold out",
+            serde_json::json!({ "remaining": sale.remaining }),
+        ));
+    }
+    state.row.remaining -= quantity;
+    state.taken += quantity;
+    state.purchased.insert(user, bought + quantity);
+    Ok(())
+}
+
+fn sku_names(attempt: &Attempt) -> HashMap<Uuid, String> {
+    match attempt {
+        Attempt::Stock { lines, .. } => lines.iter().map(|l| (l.0, l.1.clone())).collect(),
+        Attempt::Flash { sale, sku, .. } => HashMap::from([(sale.variant_id, sku.clone())]),
+    }
+}
