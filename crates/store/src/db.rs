@@ -203,6 +203,9 @@ async fn connect_sqlite(config: &DbConfig) -> Result<Pools, StoreError> {
     Ok(Pools::Sqlite { write, read })
 }
 
+/// How long a pooled PostgreSQL connection may sit idle before it is pinged on acquire.
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(30);
+
 async fn connect_postgres(config: &DbConfig) -> Result<PgPool, StoreError> {
     let mut options =
         PgConnectOptions::from_str(&config.url)?.options([("synchronous_commit", "on")]);
@@ -212,6 +215,18 @@ async fn connect_postgres(config: &DbConfig) -> Result<PgPool, StoreError> {
     let pool = PgPoolOptions::new()
         .max_connections(config.max_connections.max(1))
         .acquire_timeout(Duration::from_secs(10))
+        // sqlx pings every connection it hands out by default: one more round trip before
+        // every transaction and read. Only a connection that sat idle long enough to have
+        // been dropped by a proxy or a restart is checked first.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_WHEN_IDLE_FOR {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_with(options)
         .await?;
     Ok(pool)
