@@ -33,10 +33,8 @@ impl SaleCache {
         id: Uuid,
         max_age: StdDuration,
     ) -> Result<(FlashSaleRow, String), ShopError> {
-        if let Some((row, sku, at)) = self.0.lock().get(&id)
-            && at.elapsed() < max_age
-        {
-            return Ok((row.clone(), sku.clone()));
+        if let Some(hit) = self.peek(id, max_age, |row, sku| (row.clone(), sku.to_owned())) {
+            return Ok(hit);
         }
         let row = store::find_flash_sale(&shop.db, id)
             .await?
@@ -52,19 +50,17 @@ impl SaleCache {
         cache.insert(id, (row.clone(), sku.clone(), Instant::now()));
         Ok((row, sku))
     }
-}
 
-impl SaleCache {
-    /// The cached row, when it is younger than `max_age`; never reads the database.
+    /// `f` of the cached row and SKU, when younger than `max_age`; never reads the database.
     fn peek<T>(
         &self,
         id: Uuid,
         max_age: StdDuration,
-        f: impl FnOnce(&FlashSaleRow) -> T,
+        f: impl FnOnce(&FlashSaleRow, &str) -> T,
     ) -> Option<T> {
         let cache = self.0.lock();
-        let (row, _, at) = cache.get(&id)?;
-        (at.elapsed() < max_age).then(|| f(row))
+        let (row, sku, at) = cache.get(&id)?;
+        (at.elapsed() < max_age).then(|| f(row, sku))
     }
 }
 
@@ -262,7 +258,7 @@ pub fn sold_out_in_memory(shop: &Shop, id: Uuid) -> Option<i64> {
     }
     let now = shop.now();
     shop.sales
-        .peek(id, TERMS_MAX_AGE, |s| {
+        .peek(id, TERMS_MAX_AGE, |s, _| {
             (s.starts_at <= now && now < s.ends_at).then_some(s.per_customer_limit)
         })
         .flatten()
