@@ -1,15 +1,16 @@
 //! Reservations and flash sales: the queries of the reservation engine and the reaper.
 //!
-//! The engine runs one transaction per batch: it locks the stock rows of the batch's SKUs
-//! (PostgreSQL `FOR UPDATE`, in id order so concurrent nodes never deadlock; SQLite's single
-//! writer already serializes), reads holds, then applies one conditional update per SKU and
-//! location and inserts every reservation row at once.
+//! The engine runs one transaction per batch ([`batch`]): it locks the stock rows of the
+//! batch's SKUs and its sales (PostgreSQL `FOR UPDATE`, in id order so concurrent nodes never
+//! deadlock; SQLite's single writer already serializes), reads holds and purchases, then
+//! applies one conditional update per SKU and location and per sale and inserts every row.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::db::TxInner;
 use crate::{Backend, Db, StoreError, Tx, on_pool, on_tx};
+
+pub mod batch;
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct LevelRow {
@@ -142,7 +143,8 @@ pub struct LineRow {
     pub currency: Option<String>,
 }
 
-/// Inserts reservations with their lines and holds, many at once.
+/// Inserts reservations with their lines and holds, a hundred rows per statement (on
+/// PostgreSQL the engine writes them with [`batch::write`] instead).
 pub async fn insert_reservations(
     tx: &mut Tx,
     reservations: &[ReservationRow],
@@ -154,41 +156,6 @@ pub async fn insert_reservations(
         .collect();
     holds.sort();
     holds.dedup();
-    let params = 7 * (reservations.len() + lines.len()) + 3 * holds.len();
-    if let TxInner::Postgres(c) = tx.inner()
-        && !lines.is_empty()
-        && params <= POSTGRES_MAX_PARAMS
-    {
-        // One statement, one round trip: the engine holds its locks while these run.
-        let mut qb = sqlx::QueryBuilder::new(
-            "WITH r AS (INSERT INTO reservations (user_id, id, status, flash_sale_id, expires_at, created_at, updated_at) ",
-        );
-        qb.push_values(reservations, |mut b, r| {
-            b.push_bind(r.user_id)
-                .push_bind(r.id)
-                .push_bind(r.status.clone())
-                .push_bind(r.flash_sale_id)
-                .push_bind(r.expires_at)
-                .push_bind(r.created_at)
-                .push_bind(r.updated_at);
-        });
-        qb.push("), l AS (INSERT INTO reservation_lines (user_id, reservation_id, variant_id, location_id, quantity, unit_price_minor, currency) ");
-        qb.push_values(lines, |mut b, l| {
-            b.push_bind(l.user_id)
-                .push_bind(l.reservation_id)
-                .push_bind(l.variant_id)
-                .push_bind(l.location_id)
-                .push_bind(l.quantity)
-                .push_bind(l.unit_price_minor)
-                .push_bind(l.currency.clone());
-        });
-        qb.push(") INSERT INTO reservation_holds (user_id, variant_id, reservation_id) ");
-        qb.push_values(&holds, |mut b, h| {
-            b.push_bind(h.0).push_bind(h.1).push_bind(h.2);
-        });
-        qb.build().execute(&mut **c).await?;
-        return Ok(());
-    }
     for chunk in reservations.chunks(100) {
         on_tx!(tx, c => {
             let mut qb = sqlx::QueryBuilder::new(
@@ -224,9 +191,6 @@ pub async fn insert_reservations(
     }
     Ok(())
 }
-
-/// PostgreSQL's limit of bound parameters in one statement, with a margin.
-const POSTGRES_MAX_PARAMS: usize = 60_000;
 
 const RESERVATION_COLUMNS: &str =
     "user_id, id, status, flash_sale_id, expires_at, created_at, updated_at";

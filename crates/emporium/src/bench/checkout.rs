@@ -102,9 +102,12 @@ async fn measure(pg_url: Option<&String>, args: &CheckoutBenchArgs) -> anyhow::R
         "sqlite"
     };
     let dir = tempfile::tempdir()?;
-    let url = match pg_url {
-        Some(base) => Some(super::flash::fresh_schema(base).await?),
-        None => None,
+    let (url, schema) = match pg_url {
+        Some(base) => {
+            let (url, schema) = super::flash::fresh_schema(base).await?;
+            (Some(url), Some(schema))
+        }
+        None => (None, None),
     };
     eprintln!(
         "{database}: preparing {} customers and {SKUS} SKUs",
@@ -189,7 +192,11 @@ async fn measure(pg_url: Option<&String>, args: &CheckoutBenchArgs) -> anyhow::R
         && duplicate_orders == 0
         && duplicate_charges == 0
         && paid as u64 >= completed;
+    db.close().await;
     server.stop().await;
+    if let (Some(base), Some(schema)) = (pg_url, &schema) {
+        super::flash::drop_schema(base, schema).await?;
+    }
     Ok(report)
 }
 

@@ -47,6 +47,8 @@ struct DesignReport {
 struct Prepared {
     dir: tempfile::TempDir,
     url: Option<String>,
+    /// The PostgreSQL schema made for this design.
+    schema: Option<String>,
     granting_sale: Uuid,
     sell_out_sale: Uuid,
     sell_out_units: i64,
@@ -151,13 +153,25 @@ async fn measure(
     } else {
         args.shoppers
     };
+    anyhow::ensure!(
+        shoppers > 2 * RETURNING_SHOPPERS,
+        "--shoppers must be more than {}",
+        2 * RETURNING_SHOPPERS
+    );
     eprintln!("{design}: preparing {shoppers} shoppers");
     let prepared = prepare(pg_url, shoppers, args.sell_out_units).await?;
     let extra = ["--reservation-mode", mode];
     let server = Server::spawn(prepared.dir, prepared.url.as_deref(), &extra).await?;
     let duration = Duration::from_secs(args.seconds.max(1));
     let next = Arc::new(AtomicUsize::new(0));
-    let tokens = prepared.tokens.clone();
+    // After a sell-out the flood is shoppers retrying: a pool of returning, logged-in
+    // shoppers, kept apart from the granting phase's so that they hold no reservation of
+    // this SKU yet.
+    let (fresh, returning) = prepared
+        .tokens
+        .split_at(prepared.tokens.len().saturating_sub(RETURNING_SHOPPERS));
+    let tokens = Arc::new(fresh.to_vec());
+    let returning = Arc::new(returning.to_vec());
     // Warm-up on the granting sale (its shoppers are then used up, never reused).
     drive(
         &server,
@@ -178,11 +192,17 @@ async fn measure(
         &next,
     )
     .await?;
+    // Past the fresh shoppers the granting phase would ask again for shoppers who hold a
+    // reservation: its figures would count `already_reserved` answers, not grants.
+    let used = next.load(Ordering::Relaxed);
+    if used > tokens.len() {
+        anyhow::bail!(
+            "{design}: the granting phase needed {used} fresh shoppers but only {} were \
+             prepared; run again with a larger --shoppers",
+            tokens.len()
+        );
+    }
     eprintln!("{design}: sold-out phase");
-    // After a sell-out the flood is shoppers retrying: a pool of returning, logged-in
-    // shoppers, from the end of the list (past what the granting phase used), so they hold no
-    // reservation of this SKU yet.
-    let returning = Arc::new(tokens.iter().rev().take(1_024).cloned().collect::<Vec<_>>());
     let again = Arc::new(AtomicUsize::new(0));
     let sold_out_phase = drive(
         &server,
@@ -215,6 +235,9 @@ async fn measure(
     let granted_in_sale = sale.quantity - sale.remaining;
     let acknowledged = status_count(&sold_out_phase, 201) as i64;
     db.close().await;
+    if let (Some(base), Some(schema)) = (pg_url, &prepared.schema) {
+        drop_schema(base, schema).await?;
+    }
     let count = |r: &LoadReport, s: u16| status_count(r, s);
     Ok(DesignReport {
         design,
@@ -244,6 +267,9 @@ async fn measure(
         ceiling_per_sec: ceiling.per_sec(),
     })
 }
+
+/// Shoppers who come back to the sold-out sale, again and again.
+const RETURNING_SHOPPERS: usize = 1_024;
 
 fn status_count(r: &LoadReport, status: u16) -> u64 {
     r.statuses.get(&status).copied().unwrap_or(0)
@@ -286,7 +312,8 @@ pub(super) async fn open(url: &Option<String>, dir: &std::path::Path) -> anyhow:
     Ok(db)
 }
 
-pub(super) async fn fresh_schema(base: &str) -> anyhow::Result<String> {
+/// A new empty schema on the PostgreSQL at `base`, and a URL that works in it.
+pub(super) async fn fresh_schema(base: &str) -> anyhow::Result<(String, String)> {
     let schema = format!("bench_{}", Uuid::now_v7().simple());
     let admin = sqlx::PgPool::connect(base).await?;
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
@@ -294,7 +321,19 @@ pub(super) async fn fresh_schema(base: &str) -> anyhow::Result<String> {
         .await?;
     admin.close().await;
     let sep = if base.contains('?') { '&' } else { '?' };
-    Ok(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
+    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+    Ok((url, schema))
+}
+
+/// Drops a schema made by [`fresh_schema`] with everything in it: a benchmark leaves
+/// nothing behind in the database it was pointed at.
+pub(super) async fn drop_schema(base: &str, schema: &str) -> anyhow::Result<()> {
+    let admin = sqlx::PgPool::connect(base).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&admin)
+        .await?;
+    admin.close().await;
+    Ok(())
 }
 
 async fn prepare(
@@ -303,9 +342,12 @@ async fn prepare(
     sell_out_units: i64,
 ) -> anyhow::Result<Prepared> {
     let dir = tempfile::tempdir()?;
-    let url = match pg_url {
-        None => None,
-        Some(base) => Some(fresh_schema(base).await?),
+    let (url, schema) = match pg_url {
+        None => (None, None),
+        Some(base) => {
+            let (url, schema) = fresh_schema(base).await?;
+            (Some(url), Some(schema))
+        }
     };
     let db = open(&url, dir.path()).await?;
     let shop = Shop::new(db.clone(), Arc::new(SystemClock), ShopConfig::default());
@@ -338,6 +380,7 @@ async fn prepare(
     Ok(Prepared {
         dir,
         url,
+        schema,
         granting_sale,
         sell_out_sale,
         sell_out_units,

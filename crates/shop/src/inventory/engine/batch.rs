@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use emporium_domain::inventory::{Availability, Want};
 use emporium_store::Db;
+use emporium_store::reservations::batch::Statements;
 use emporium_store::reservations::{self as store, FlashSaleRow, LineRow, ReservationRow};
 use uuid::Uuid;
 
@@ -37,9 +38,15 @@ pub(super) async fn grant(
         EngineMode::Naive => db.begin_solo().await?,
         EngineMode::Batched => db.begin().await?,
     };
-    let mut batch = Batch::lock(&mut tx, attempts, now).await?;
+    // Batches wait on every round trip under their locks and fold their statements; the
+    // naive design's one-attempt transactions run faster with one statement per table.
+    let statements = match mode {
+        EngineMode::Naive => Statements::PerTable,
+        EngineMode::Batched => Statements::Folded,
+    };
+    let mut batch = Batch::lock(&mut tx, statements, attempts, now).await?;
     let answers = attempts.iter().map(|a| batch.decide(a)).collect();
-    batch.write(&mut tx).await?;
+    batch.write(&mut tx, statements).await?;
     tx.commit().await?;
     for state in batch.sales.values().filter(|s| s.row.remaining == 0) {
         memory.mark_sold_out(state.row.id);
@@ -71,6 +78,7 @@ impl Batch {
     /// Locks the stock rows of the batch's SKUs and its sales, and reads the buyers' holds.
     async fn lock(
         tx: &mut emporium_store::Tx,
+        statements: Statements,
         attempts: &[Attempt],
         now: DateTime<Utc>,
     ) -> Result<Self, ShopError> {
@@ -83,10 +91,20 @@ impl Batch {
             .collect();
         variants.sort_unstable();
         variants.dedup();
+        let mut sale_ids: Vec<Uuid> = attempts
+            .iter()
+            .filter_map(|a| match a {
+                Attempt::Flash { sale, .. } => Some(sale.id),
+                Attempt::Stock { .. } => None,
+            })
+            .collect();
+        sale_ids.sort_unstable();
+        sale_ids.dedup();
         // Locking the stock rows first serializes every batch that touches these SKUs, on
         // any node, so holds and levels read below stay true until commit.
+        let locked = store::batch::lock(tx, statements, &variants, &sale_ids).await?;
         let mut stock = Availability::default();
-        for level in store::lock_levels(tx, &variants).await? {
+        for level in &locked.levels {
             stock.add(
                 level.variant_id,
                 level.location_id,
@@ -94,21 +112,46 @@ impl Batch {
             );
         }
         let had = variants.iter().map(|v| (*v, stock.total(*v))).collect();
-        let pairs: Vec<(Uuid, Uuid)> = attempts
-            .iter()
-            .flat_map(|a| match a {
+        let mut holds = Vec::new();
+        let mut buyers = Vec::new();
+        for attempt in attempts {
+            match attempt {
                 Attempt::Stock { user, lines, .. } => {
-                    lines.iter().map(|l| (user.0, l.0)).collect::<Vec<_>>()
+                    holds.extend(lines.iter().map(|l| (user.0, l.0)));
                 }
-                Attempt::Flash { user, sale, .. } => vec![(user.0, sale.variant_id)],
-            })
-            .collect();
-        let holds = store::find_holds(tx, &pairs)
-            .await?
+                Attempt::Flash { user, sale, .. } => {
+                    holds.push((user.0, sale.variant_id));
+                    buyers.push((sale.id, user.0));
+                }
+            }
+        }
+        holds.sort_unstable();
+        holds.dedup();
+        buyers.sort_unstable();
+        buyers.dedup();
+        let read = store::batch::read(tx, statements, &holds, &buyers).await?;
+        let holds = read
+            .holds
             .into_iter()
             .map(|h| ((h.user_id, h.variant_id), h.reservation_id))
             .collect();
-        let sales = lock_sales(tx, attempts).await?;
+        let mut sales: HashMap<Uuid, SaleState> = locked
+            .sales
+            .into_iter()
+            .map(|row| {
+                let state = SaleState {
+                    row,
+                    purchased: HashMap::new(),
+                    taken: 0,
+                };
+                (state.row.id, state)
+            })
+            .collect();
+        for (sale, user, quantity) in read.purchases {
+            if let Some(state) = sales.get_mut(&sale) {
+                state.purchased.insert(user, quantity);
+            }
+        }
         Ok(Self {
             now,
             stock,
@@ -241,38 +284,48 @@ impl Batch {
     }
 
     /// One conditional update per SKU and location and per sale, then every row at once.
-    async fn write(&self, tx: &mut emporium_store::Tx) -> Result<(), ShopError> {
-        let mut keys: Vec<_> = self.reserved.iter().collect();
-        keys.sort_unstable();
-        for (&(variant, location), &quantity) in keys {
-            if !store::add_reserved(tx, variant, location, quantity).await? {
-                return Err(ShopError::internal(anyhow::anyhow!(
-                    "stock of {variant} changed under lock"
-                )));
-            }
-        }
+    async fn write(
+        &self,
+        tx: &mut emporium_store::Tx,
+        statements: Statements,
+    ) -> Result<(), ShopError> {
+        let mut reserved: Vec<_> = self
+            .reserved
+            .iter()
+            .map(|(&(variant, location), &quantity)| (variant, location, quantity))
+            .collect();
+        reserved.sort_unstable();
+        let mut taken: Vec<(Uuid, i64)> = self
+            .sales
+            .values()
+            .filter(|s| s.taken > 0)
+            .map(|s| (s.row.id, s.taken))
+            .collect();
+        taken.sort_unstable();
         // Which sale each new reservation draws on: one lookup per line, not a scan.
         let of_sale: HashMap<Uuid, Uuid> = self
             .reservations
             .iter()
             .filter_map(|r| r.flash_sale_id.map(|sale| (r.id, sale)))
             .collect();
-        for state in self.sales.values().filter(|s| s.taken > 0) {
-            if !store::add_sale_remaining(tx, state.row.id, -state.taken).await? {
-                return Err(ShopError::internal(anyhow::anyhow!(
-                    "flash sale {} changed under lock",
-                    state.row.id
-                )));
+        let mut bought: HashMap<(Uuid, Uuid), i64> = HashMap::new();
+        for line in &self.lines {
+            if let Some(&sale) = of_sale.get(&line.reservation_id) {
+                *bought.entry((sale, line.user_id)).or_default() += line.quantity;
             }
-            let deltas: Vec<(Uuid, i64)> = self
-                .lines
-                .iter()
-                .filter(|l| of_sale.get(&l.reservation_id) == Some(&state.row.id))
-                .map(|l| (l.user_id, l.quantity))
-                .collect();
-            store::add_sale_purchases(tx, state.row.id, &deltas).await?;
         }
-        store::insert_reservations(tx, &self.reservations, &self.lines).await?;
+        let writes = store::batch::Writes {
+            reserved,
+            taken,
+            purchases: bought.into_iter().map(|((s, u), q)| (s, u, q)).collect(),
+            reservations: &self.reservations,
+            lines: &self.lines,
+        };
+        if !store::batch::write(tx, statements, &writes).await? {
+            return Err(ShopError::internal(anyhow::anyhow!(
+                "stock or a flash sale changed under the batch's locks"
+            )));
+        }
         // Search and the catalog show whether a product is in stock: tell them when this
         // batch took a SKU's last available units (and only then, to keep batches cheap).
         for &(variant, before) in &self.had {
@@ -290,50 +343,6 @@ impl Batch {
         }
         Ok(())
     }
-}
-
-async fn lock_sales(
-    tx: &mut emporium_store::Tx,
-    attempts: &[Attempt],
-) -> Result<HashMap<Uuid, SaleState>, ShopError> {
-    let mut ids: Vec<Uuid> = attempts
-        .iter()
-        .filter_map(|a| {
-            if let Attempt::Flash { sale, .. } = a {
-                Some(sale.id)
-            } else {
-                None
-            }
-        })
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let mut sales = HashMap::new();
-    for id in ids {
-        let Some(row) = store::lock_flash_sale(tx, id).await? else {
-            continue;
-        };
-        let users: Vec<Uuid> = attempts
-            .iter()
-            .filter_map(|a| match a {
-                Attempt::Flash { user, sale, .. } if sale.id == id => Some(user.0),
-                _ => None,
-            })
-            .collect();
-        let purchased = store::sale_purchases(tx, id, &users)
-            .await?
-            .into_iter()
-            .collect();
-        sales.insert(
-            id,
-            SaleState {
-                row,
-                purchased,
-                taken: 0,
-            },
-        );
-    }
-    Ok(sales)
 }
 
 /// Grants `quantity` units of a sale to `user` in memory, or says why not.
