@@ -5,6 +5,7 @@ use axum::body::Body;
 use axum::http::Request;
 
 use chrono::Duration;
+use emporium_shop::inventory::engine::EngineMode;
 use emporium_shop::inventory::flash;
 use serde_json::json;
 
@@ -173,5 +174,36 @@ on_both_databases! {
         assert!(status.remaining == 0 || status.status == "sold_out" || status.remaining <= 30);
         app.assert_stock_equation().await;
         assert_eq!(app.get("/api/v1/products/console", None).await.body["variants"][0]["available"], 70);
+    }
+
+    async fn the_naive_baseline_grants_exactly_the_units_too(app) {
+        // The benchmark's baseline runs one transaction per attempt with its own statements:
+        // racing it must give the same answers as the engine.
+        let app = app.reconfigured(|c| c.engine.mode = EngineMode::Naive);
+        let id: uuid::Uuid = sale(&app, 100, 30, 1).await.parse().unwrap();
+        app.clock.advance(Duration::hours(1));
+        let buyers = app.bulk_users(120).await;
+        let shop = Arc::new(app.shop.clone());
+        // The first buyer also races itself: one hold per SKU, whatever the order.
+        let attempts = buyers.iter().copied().chain(std::iter::repeat_n(buyers[0], 8));
+        let tasks: Vec<_> = attempts.map(|user| {
+            let shop = shop.clone();
+            tokio::spawn(async move { (user, flash::reserve(&shop, user, id, 1).await) })
+        }).collect();
+        let mut granted = std::collections::HashMap::new();
+        let mut sold_out = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                (user, Ok(_)) => *granted.entry(user).or_insert(0) += 1,
+                (_, Err(emporium_shop::ShopError::ConflictDetails { code: "sold_out" | "already_reserved", .. })) => sold_out += 1,
+                (_, Err(other)) => panic!("unexpected answer: {other:?}"),
+            }
+        }
+        assert_eq!(granted.values().sum::<i32>(), 30, "exactly the sale's units");
+        assert!(granted.values().all(|n| *n == 1), "one reservation per buyer: {granted:?}");
+        assert_eq!(sold_out, 128 - 30);
+        let row = emporium_store::reservations::find_flash_sale(&app.shop.db, id).await.unwrap().unwrap();
+        assert_eq!(row.remaining, 0, "the sale's units are all held");
+        app.assert_stock_equation().await;
     }
 }
