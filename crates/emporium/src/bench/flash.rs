@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
+use hyper::header::HeaderValue;
 use emporium_domain::identity::Role;
 use emporium_shop::inventory::flash::{self, NewFlashSale};
 use emporium_shop::{Shop, ShopConfig, SystemClock};
@@ -170,8 +171,16 @@ async fn measure(
     let (fresh, returning) = prepared
         .tokens
         .split_at(prepared.tokens.len().saturating_sub(RETURNING_SHOPPERS));
-    let tokens = Arc::new(fresh.to_vec());
-    let returning = Arc::new(returning.to_vec());
+    let bearers = |tokens: &[String]| -> anyhow::Result<Arc<Vec<HeaderValue>>> {
+        Ok(Arc::new(
+            tokens
+                .iter()
+                .map(|t| load::bearer(t))
+                .collect::<anyhow::Result<_>>()?,
+        ))
+    };
+    let tokens = bearers(fresh)?;
+    let returning = bearers(returning)?;
     // Warm-up on the granting sale (its shoppers are then used up, never reused).
     drive(
         &server,
@@ -280,17 +289,17 @@ async fn drive(
     connections: usize,
     duration: Duration,
     sale: Uuid,
-    tokens: &Arc<Vec<String>>,
+    tokens: &Arc<Vec<HeaderValue>>,
     next: &Arc<AtomicUsize>,
 ) -> anyhow::Result<LoadReport> {
     let (tokens, next) = (tokens.clone(), next.clone());
-    let path = format!("/api/v1/flash-sales/{sale}/reserve");
+    let uri = hyper::Uri::try_from(format!("/api/v1/flash-sales/{sale}/reserve"))?;
     let body = Bytes::from_static(br#"{"quantity":1}"#);
     load::run(server.addr, connections, duration, move |_, _| {
         let i = next.fetch_add(1, Ordering::Relaxed) % tokens.len();
         Shot {
             method: hyper::Method::POST,
-            path: path.clone(),
+            uri: uri.clone(),
             body: Some(body.clone()),
             bearer: Some(tokens[i].clone()),
         }
