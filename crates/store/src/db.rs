@@ -188,12 +188,19 @@ impl Tx {
     }
 }
 
+/// How much of the database file SQLite maps into memory (address space, not RAM).
+const SQLITE_MMAP_BYTES: u64 = 1 << 30;
+
 async fn connect_sqlite(config: &DbConfig) -> Result<Pools, StoreError> {
     let base = SqliteConnectOptions::from_str(&config.url)?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(5));
+        .busy_timeout(Duration::from_secs(5))
+        // Pages are read through a shared memory map, not copied in by a system call each:
+        // under writes every connection's own page cache starts empty at each transaction
+        // (WAL), so without it reads go back to the file again and again.
+        .pragma("mmap_size", SQLITE_MMAP_BYTES.to_string());
     // The writer fsyncs every commit: an acknowledged response means durable data.
     let write = writer::connect(&base.clone().synchronous(SqliteSynchronous::Full)).await?;
     let read = SqlitePoolOptions::new()

@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
-use hyper::header::HeaderValue;
 use emporium_domain::identity::Role;
 use emporium_shop::inventory::flash::{self, NewFlashSale};
 use emporium_shop::{Shop, ShopConfig, SystemClock};
 use emporium_store::{Db, DbConfig, reservations};
+use hyper::header::HeaderValue;
 use serde::Serialize;
 use uuid::Uuid;
 
