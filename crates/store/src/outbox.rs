@@ -43,18 +43,30 @@ pub async fn pending(db: &Db, limit: u32) -> Result<Vec<EventRow>, StoreError> {
     .await)?)
 }
 
+/// Marks these events (`(user_id, id)` pairs) delivered: one statement per hundred, so the
+/// dispatcher holds the writer for a few round trips, not one per event.
 pub async fn mark_delivered(
     tx: &mut Tx,
-    user_id: Uuid,
-    id: Uuid,
+    events: &[(Uuid, Uuid)],
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    on_tx!(tx, c => sqlx::query("UPDATE outbox SET delivered_at = $3, attempts = attempts + 1 WHERE user_id = $1 AND id = $2")
-        .bind(user_id)
-        .bind(id)
-        .bind(at)
-        .execute(c)
-        .await.map(|r| r.rows_affected()))?;
+    for chunk in events.chunks(100) {
+        on_tx!(tx, c => {
+            let mut qb = sqlx::QueryBuilder::new("UPDATE outbox SET delivered_at = ");
+            qb.push_bind(at)
+                .push(", attempts = attempts + 1 WHERE (user_id, id) IN (");
+            let mut list = qb.separated(", ");
+            for (user, id) in chunk {
+                list.push("(")
+                    .push_bind_unseparated(*user)
+                    .push_unseparated(", ")
+                    .push_bind_unseparated(*id)
+                    .push_unseparated(")");
+            }
+            qb.push(")");
+            qb.build().execute(c).await.map(|r| r.rows_affected())
+        })?;
+    }
     Ok(())
 }
 

@@ -47,14 +47,15 @@ impl Dispatcher {
             return Ok(Outcome::Idle);
         }
         let now = self.shop.now();
-        let mut tx = self.shop.db.begin().await?;
         for event in &pending {
             tracing::debug!(topic = %event.topic, event.id = %event.id, "delivering event");
             if events::CATALOG_TOPICS.contains(&event.topic.as_str()) {
                 self.shop.catalog_version.bump();
             }
-            outbox::mark_delivered(&mut tx, event.user_id, event.id, now).await?;
         }
+        let delivered: Vec<_> = pending.iter().map(|e| (e.user_id, e.id)).collect();
+        let mut tx = self.shop.db.begin().await?;
+        outbox::mark_delivered(&mut tx, &delivered, now).await?;
         tx.commit().await?;
         Ok(Outcome::Worked(pending.len()))
     }

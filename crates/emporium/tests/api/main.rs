@@ -15,6 +15,7 @@ mod idempotency_lifecycle;
 mod identity;
 mod inventory_properties;
 mod openapi;
+mod outbox;
 mod process;
 mod reservations;
 mod schema_rules;
