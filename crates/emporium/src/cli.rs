@@ -50,6 +50,9 @@ pub struct EvalSearchArgs {
     pub json: bool,
 }
 
+/// The PostgreSQL pool's size unless `--db-connections` says otherwise.
+pub const DEFAULT_DB_CONNECTIONS: u32 = 16;
+
 #[derive(Debug, Clone, Args)]
 pub struct DbArgs {
     /// Where the SQLite database and the search index live; created if missing.
@@ -58,6 +61,9 @@ pub struct DbArgs {
     /// `postgres://...` selects PostgreSQL; default: SQLite in the data directory.
     #[arg(long, env = "EMPORIUM_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// Connections in the PostgreSQL pool (SQLite keeps one writer and eight readers).
+    #[arg(long, env = "EMPORIUM_DB_CONNECTIONS", default_value_t = DEFAULT_DB_CONNECTIONS)]
+    pub db_connections: u32,
 }
 
 #[derive(Debug, Clone, Args)]

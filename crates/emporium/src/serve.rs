@@ -23,7 +23,7 @@ pub async fn open_db(args: &DbArgs) -> anyhow::Result<Db> {
     let config = match &args.database_url {
         Some(url) => DbConfig {
             url: url.clone(),
-            max_connections: 16,
+            max_connections: args.db_connections,
             schema: None,
         },
         None => {

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::load::{self, LoadReport, Shot};
 use super::server::Server;
-use crate::cli::{DbArgs, SearchBenchArgs};
+use crate::cli::{DEFAULT_DB_CONNECTIONS, DbArgs, SearchBenchArgs};
 
 #[derive(Debug, Serialize)]
 struct SearchReport {
@@ -52,6 +52,7 @@ pub async fn run(args: SearchBenchArgs) -> anyhow::Result<()> {
     let db_args = DbArgs {
         data_dir: dir.path().to_owned(),
         database_url: None,
+        db_connections: DEFAULT_DB_CONNECTIONS,
     };
     let started = Instant::now();
     let db = crate::serve::open_db(&db_args).await?;
