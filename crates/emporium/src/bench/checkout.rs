@@ -101,14 +101,24 @@ async fn measure(pg_url: Option<&String>, args: &CheckoutBenchArgs) -> anyhow::R
     } else {
         "sqlite"
     };
-    let dir = tempfile::tempdir()?;
-    let (url, schema) = match pg_url {
-        Some(base) => {
-            let (url, schema) = super::flash::fresh_schema(base).await?;
-            (Some(url), Some(schema))
-        }
-        None => (None, None),
+    let Some(base) = pg_url else {
+        return run_on(database, None, args).await;
     };
+    let (url, schema) = super::flash::fresh_schema(base).await?;
+    let report = run_on(database, Some(url), args).await;
+    // The schema goes whether the run succeeded or not.
+    super::flash::drop_schema(base, &schema).await?;
+    report
+}
+
+/// Prepares the shop at `url` (SQLite in a temporary directory when `None`), serves it and
+/// drives the customers.
+async fn run_on(
+    database: &str,
+    url: Option<String>,
+    args: &CheckoutBenchArgs,
+) -> anyhow::Result<Report> {
+    let dir = tempfile::tempdir()?;
     eprintln!(
         "{database}: preparing {} customers and {SKUS} SKUs",
         args.customers
@@ -194,9 +204,6 @@ async fn measure(pg_url: Option<&String>, args: &CheckoutBenchArgs) -> anyhow::R
         && paid as u64 >= completed;
     db.close().await;
     server.stop().await;
-    if let (Some(base), Some(schema)) = (pg_url, &schema) {
-        super::flash::drop_schema(base, schema).await?;
-    }
     Ok(report)
 }
 

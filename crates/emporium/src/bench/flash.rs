@@ -161,6 +161,22 @@ async fn measure(
     );
     eprintln!("{design}: preparing {shoppers} shoppers");
     let prepared = prepare(pg_url, shoppers, args.sell_out_units).await?;
+    let schema = prepared.schema.clone();
+    let report = run_design(design, mode, prepared, args).await;
+    // The schema goes whether the run succeeded or not.
+    if let (Some(base), Some(schema)) = (pg_url, schema) {
+        drop_schema(base, &schema).await?;
+    }
+    report
+}
+
+/// Serves `prepared` in `mode` and drives the three phases against it.
+async fn run_design(
+    design: String,
+    mode: &str,
+    prepared: Prepared,
+    args: &FlashBenchArgs,
+) -> anyhow::Result<DesignReport> {
     let extra = ["--reservation-mode", mode];
     let server = Server::spawn(prepared.dir, prepared.url.as_deref(), &extra).await?;
     let duration = Duration::from_secs(args.seconds.max(1));
@@ -244,9 +260,6 @@ async fn measure(
     let granted_in_sale = sale.quantity - sale.remaining;
     let acknowledged = status_count(&sold_out_phase, 201) as i64;
     db.close().await;
-    if let (Some(base), Some(schema)) = (pg_url, &prepared.schema) {
-        drop_schema(base, schema).await?;
-    }
     let count = |r: &LoadReport, s: u16| status_count(r, s);
     Ok(DesignReport {
         design,

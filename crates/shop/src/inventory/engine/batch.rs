@@ -21,8 +21,10 @@ use crate::inventory::reservations::view;
 /// The state of the batch's flash sales while it is granted.
 struct SaleState {
     row: FlashSaleRow,
+    /// Units each buyer holds of the sale, this batch's included.
     purchased: HashMap<Uuid, i64>,
-    taken: i64,
+    /// Units this batch granted, per buyer.
+    granted: HashMap<Uuid, i64>,
 }
 
 pub(super) async fn grant(
@@ -142,7 +144,7 @@ impl Batch {
                 let state = SaleState {
                     row,
                     purchased: HashMap::new(),
-                    taken: 0,
+                    granted: HashMap::new(),
                 };
                 (state.row.id, state)
             })
@@ -295,29 +297,18 @@ impl Batch {
             .map(|(&(variant, location), &quantity)| (variant, location, quantity))
             .collect();
         reserved.sort_unstable();
-        let mut taken: Vec<(Uuid, i64)> = self
-            .sales
-            .values()
-            .filter(|s| s.taken > 0)
-            .map(|s| (s.row.id, s.taken))
-            .collect();
-        taken.sort_unstable();
-        // Which sale each new reservation draws on: one lookup per line, not a scan.
-        let of_sale: HashMap<Uuid, Uuid> = self
-            .reservations
-            .iter()
-            .filter_map(|r| r.flash_sale_id.map(|sale| (r.id, sale)))
-            .collect();
-        let mut bought: HashMap<(Uuid, Uuid), i64> = HashMap::new();
-        for line in &self.lines {
-            if let Some(&sale) = of_sale.get(&line.reservation_id) {
-                *bought.entry((sale, line.user_id)).or_default() += line.quantity;
-            }
+        let mut taken = Vec::new();
+        let mut purchases = Vec::new();
+        for state in self.sales.values().filter(|s| !s.granted.is_empty()) {
+            let sale = state.row.id;
+            taken.push((sale, state.granted.values().sum()));
+            purchases.extend(state.granted.iter().map(|(&user, &q)| (sale, user, q)));
         }
+        taken.sort_unstable();
         let writes = store::batch::Writes {
             reserved,
             taken,
-            purchases: bought.into_iter().map(|((s, u), q)| (s, u, q)).collect(),
+            purchases,
             reservations: &self.reservations,
             lines: &self.lines,
         };
@@ -383,7 +374,7 @@ fn take_from_sale(
         ));
     }
     state.row.remaining -= quantity;
-    state.taken += quantity;
+    *state.granted.entry(user).or_default() += quantity;
     state.purchased.insert(user, bought + quantity);
     Ok(())
 }
