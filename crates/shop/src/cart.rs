@@ -13,8 +13,8 @@ use emporium_domain::catalog::Sku;
 use emporium_domain::identity::CountryCode;
 use emporium_domain::ids::UserId;
 use emporium_domain::money::Currency;
-use emporium_store::Tx;
 use emporium_store::carts::{self as store, CartItemRow, CartRow};
+use emporium_store::{Tx, Writes};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -243,10 +243,25 @@ async fn open(
 }
 
 /// Stores the cart's header and answers with its view.
-async fn finish(shop: &Shop, mut o: Open) -> Result<CartView, ShopError> {
+async fn finish(shop: &Shop, o: Open) -> Result<CartView, ShopError> {
+    finish_with(shop, o, Writes::new(), None).await
+}
+
+/// Stores the cart's header with the caller's queued `writes`, in one round trip, and
+/// answers with its view; `items` are the lines after them when the caller knows them.
+async fn finish_with(
+    shop: &Shop,
+    mut o: Open,
+    mut writes: Writes,
+    items: Option<Vec<CartItemRow>>,
+) -> Result<CartView, ShopError> {
     o.cart.updated_at = shop.now();
-    store::update_cart(&mut o.tx, &o.cart).await?;
-    let items = store::items_in_tx(&mut o.tx, o.cart.user_id, o.cart.id).await?;
+    store::queue_update_cart(&mut writes, &o.cart);
+    writes.run(&mut o.tx).await?;
+    let items = match items {
+        Some(items) => items,
+        None => store::items_in_tx(&mut o.tx, o.cart.user_id, o.cart.id).await?,
+    };
     o.tx.commit().await?;
     let mut v = view(shop, &o.cart, &items, None).await?;
     v.repriced = o.repriced;
@@ -276,7 +291,7 @@ pub async fn add_item(
         .await?
         .ok_or(ShopError::NotFound("sku"))?;
     price::ensure_sellable(shop, variant).await?;
-    let mut o = open(shop, access, id, &[variant]).await?;
+    let o = open(shop, access, id, &[variant]).await?;
     let existing = o.items.iter().find(|i| i.variant_id == variant);
     if existing.is_none() && o.items.len() >= MAX_LINES {
         return Err(
@@ -300,8 +315,16 @@ pub async fn add_item(
         unit_price_minor: unit,
         created_at: shop.now(),
     };
-    store::add_item(&mut o.tx, &row).await?;
-    finish(shop, o).await
+    // The lines after the insert (or the added quantity) are known without reading them.
+    let mut items = o.items.clone();
+    match items.iter_mut().find(|i| i.variant_id == variant) {
+        Some(line) => line.quantity += quantity,
+        None => items.push(row.clone()),
+    }
+    items.sort_by_key(|i| i.id);
+    let mut writes = Writes::new();
+    store::queue_add_item(&mut writes, &row);
+    finish_with(shop, o, writes, Some(items)).await
 }
 
 pub async fn set_quantity(
@@ -425,6 +448,7 @@ pub async fn merge_guest_cart(
         }
     };
     let existing = store::items_in_tx(&mut tx, target.user_id, target.id).await?;
+    let mut adds = Writes::new();
     for item in guest_items {
         let have = existing
             .iter()
@@ -432,8 +456,8 @@ pub async fn merge_guest_cart(
             .map_or(0, |i| i.quantity);
         let quantity = item.quantity.min(MAX_LINE_QUANTITY - have);
         if quantity > 0 {
-            store::add_item(
-                &mut tx,
+            store::queue_add_item(
+                &mut adds,
                 &CartItemRow {
                     user_id: target.user_id,
                     cart_id: target.id,
@@ -441,10 +465,10 @@ pub async fn merge_guest_cart(
                     quantity,
                     ..item
                 },
-            )
-            .await?;
+            );
         }
     }
+    adds.run(&mut tx).await?;
     let mut codes = coupon_codes(&target);
     for c in coupon_codes(&guest_cart) {
         if !codes.contains(&c) {

@@ -27,6 +27,7 @@ use emporium_domain::money::Currency;
 use emporium_domain::order::PaymentStatus;
 use emporium_domain::pricing::TaxMode;
 use emporium_payments::{ChargeRequest, TestGatewayConfig};
+use emporium_store::Writes;
 use emporium_store::carts as cart_store;
 use emporium_store::orders::{self as order_store, Json, OrderLineRow, OrderRow};
 use emporium_store::payments::{self as payment_store, PaymentRow};
@@ -279,13 +280,26 @@ async fn place_order(
         .await?
         .map(|u| u.email)
         .unwrap_or_default();
+    let order = order_row(cart, priced, req, shipping_method, reservation, email, now);
+    let lines = line_rows(&order, priced);
+    let payment = PaymentRow {
+        user_id: user,
+        id: Uuid::now_v7(),
+        order_id: order.id,
+        provider: shop.gateway.name().to_owned(),
+        provider_ref: None,
+        status: PaymentStatus::Pending.as_str().to_owned(),
+        amount_minor: order.total_minor,
+        refunded_minor: 0,
+        currency: order.currency.clone(),
+        card_token: Some(req.card_token.clone()),
+        card_brand: None,
+        card_last4: None,
+        failure_code: None,
+        created_at: now,
+        updated_at: now,
+    };
     let mut tx = shop.db.begin().await?;
-    if !cart_store::close_cart(&mut tx, user, cart.id, now).await? {
-        return Err(ShopError::conflict(
-            "already_checked_out",
-            "the cart was checked out at the same time",
-        ));
-    }
     for coupon in &priced.coupons {
         if !emporium_store::pricing::use_coupon(&mut tx, coupon.id).await? {
             return Err(ShopError::conflict_with(
@@ -309,28 +323,25 @@ async fn place_order(
             ));
         }
     }
-    let order = order_row(cart, priced, req, shipping_method, reservation, email, now);
-    let lines = line_rows(&order, priced);
-    order_store::insert_order(&mut tx, &order, &lines).await?;
-    let payment = PaymentRow {
-        user_id: user,
-        id: Uuid::now_v7(),
-        order_id: order.id,
-        provider: shop.gateway.name().to_owned(),
-        provider_ref: None,
-        status: PaymentStatus::Pending.as_str().to_owned(),
-        amount_minor: order.total_minor,
-        refunded_minor: 0,
-        currency: order.currency.clone(),
-        card_token: Some(req.card_token.clone()),
-        card_brand: None,
-        card_last4: None,
-        failure_code: None,
-        created_at: now,
-        updated_at: now,
-    };
-    payment_store::insert_payment(&mut tx, &payment).await?;
-    payments::emit(&mut tx, &order, events::ORDER_CREATED, now).await?;
+    // The rest in one round trip; when the cart turns out not to be open any more, the
+    // transaction is dropped and none of it stays.
+    let mut writes = Writes::new();
+    let closed = cart_store::queue_close_cart(&mut writes, user, cart.id, now);
+    order_store::queue_insert_order(&mut writes, &order, &lines);
+    payment_store::queue_insert_payment(&mut writes, &payment);
+    events::queue(
+        &mut writes,
+        user,
+        events::ORDER_CREATED,
+        payments::order_event(&order),
+        now,
+    );
+    if writes.run(&mut tx).await?[closed] != 1 {
+        return Err(ShopError::conflict(
+            "already_checked_out",
+            "the cart was checked out at the same time",
+        ));
+    }
     tx.commit().await?;
     Ok((order, payment))
 }

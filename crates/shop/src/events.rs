@@ -1,6 +1,6 @@
 //! Outbox topics and the helper that writes an event in the caller's transaction.
 
-use emporium_store::{StoreError, Tx, outbox};
+use emporium_store::{StoreError, Tx, Writes, outbox};
 use uuid::Uuid;
 
 pub const USER_REGISTERED: &str = "user.registered";
@@ -58,8 +58,22 @@ pub async fn emit(
     payload: serde_json::Value,
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), StoreError> {
-    outbox::insert(
-        tx,
+    let mut w = Writes::new();
+    queue(&mut w, owner, topic, payload, at);
+    w.run(tx).await?;
+    Ok(())
+}
+
+/// Queues one event with the transaction's other queued writes.
+pub fn queue(
+    w: &mut Writes,
+    owner: Uuid,
+    topic: &str,
+    payload: serde_json::Value,
+    at: chrono::DateTime<chrono::Utc>,
+) {
+    outbox::queue_insert(
+        w,
         &outbox::EventRow {
             user_id: owner,
             id: Uuid::now_v7(),
@@ -68,6 +82,5 @@ pub async fn emit(
             created_at: at,
             attempts: 0,
         },
-    )
-    .await
+    );
 }

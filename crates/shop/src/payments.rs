@@ -15,9 +15,9 @@ use chrono::{DateTime, Utc};
 use emporium_domain::ids::UserId;
 use emporium_domain::order::{OrderEvent, OrderStatus, PaymentStatus};
 use emporium_payments::{ChargeStatus, ProviderPayment, WebhookKind};
-use emporium_store::Tx;
 use emporium_store::orders::{self as order_store, OrderRow};
 use emporium_store::payments::{self as store, PaymentRow};
+use emporium_store::{Tx, Writes};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -144,19 +144,31 @@ pub(crate) async fn apply(
         .await?
         .ok_or(ShopError::NotFound("payment"))?;
     let from = PaymentStatus::parse(&payment.status)?;
+    if !from.accepts(report.status) {
+        // Nothing changes (a late or repeated report): only the event id is kept.
+        tx.commit().await?;
+        let (payment, order) = current(shop, user, payment_id).await?;
+        return Ok(Applied {
+            payment,
+            order,
+            fresh: true,
+        });
+    }
     let mut order = order_store::lock_order(&mut tx, user.0, payment.order_id)
         .await?
         .ok_or(ShopError::NotFound("order"))?;
-    if from.accepts(report.status) {
-        payment.status = report.status.as_str().to_owned();
-        payment.provider_ref = report.reference.clone().or(payment.provider_ref);
-        payment.card_brand = report.card_brand.clone().or(payment.card_brand);
-        payment.card_last4 = report.card_last4.clone().or(payment.card_last4);
-        payment.failure_code = report.failure_code.clone().or(payment.failure_code);
-        payment.updated_at = now;
-        store::update_payment(&mut tx, &payment).await?;
-        move_order(&mut tx, &mut order, report.status, now).await?;
-    }
+    payment.status = report.status.as_str().to_owned();
+    payment.provider_ref = report.reference.clone().or(payment.provider_ref);
+    payment.card_brand = report.card_brand.clone().or(payment.card_brand);
+    payment.card_last4 = report.card_last4.clone().or(payment.card_last4);
+    payment.failure_code = report.failure_code.clone().or(payment.failure_code);
+    payment.updated_at = now;
+    // The payment and order are locked: what follows is decided, and its writes go to the
+    // database together.
+    let mut writes = Writes::new();
+    store::queue_update_payment(&mut writes, &payment);
+    move_order(&mut tx, &mut writes, &mut order, report.status, now).await?;
+    writes.run(&mut tx).await?;
     tx.commit().await?;
     shop.catalog_version.bump();
     Ok(Applied {
@@ -180,9 +192,11 @@ async fn current(
     Ok((payment, order))
 }
 
-/// What a payment's new state means for its order, in the caller's transaction.
+/// What a payment's new state means for its order, in the caller's transaction: paid, with
+/// its reservation committed (queued in `writes`), or cancelled.
 async fn move_order(
     tx: &mut Tx,
+    writes: &mut Writes,
     order: &mut OrderRow,
     payment: PaymentStatus,
     now: DateTime<Utc>,
@@ -191,12 +205,33 @@ async fn move_order(
     let user = UserId(order.user_id);
     match payment {
         PaymentStatus::Succeeded if status == OrderStatus::PendingPayment => {
-            match crate::inventory::reservations::commit_in(tx, user, order.reservation_id, now)
-                .await
+            match crate::inventory::reservations::queue_commit(
+                tx,
+                writes,
+                user,
+                order.reservation_id,
+                now,
+            )
+            .await
             {
                 Ok(_) => {
-                    set_order_status(tx, order, OrderEvent::PaymentSucceeded, now).await?;
-                    emit(tx, order, events::ORDER_PAID, now).await?;
+                    let to = next_status(order, OrderEvent::PaymentSucceeded)?;
+                    order_store::queue_set_status(
+                        writes,
+                        order.user_id,
+                        order.id,
+                        &order.status,
+                        to.as_str(),
+                        now,
+                    );
+                    order.status = to.as_str().to_owned();
+                    events::queue(
+                        writes,
+                        order.user_id,
+                        events::ORDER_PAID,
+                        order_event(order),
+                        now,
+                    );
                 }
                 // The hold ran out before the money arrived: the order cannot be fulfilled.
                 // It is cancelled here and the capture refunded by reconciliation.
@@ -217,20 +252,25 @@ async fn move_order(
     Ok(())
 }
 
+/// The state `event` moves the order to, or 409 `illegal_transition`.
+fn next_status(order: &OrderRow, event: OrderEvent) -> Result<OrderStatus, ShopError> {
+    let from = OrderStatus::parse(&order.status)?;
+    from.apply(event).ok_or_else(|| {
+        ShopError::conflict(
+            "illegal_transition",
+            format!("an order that is {} cannot do that", from.as_str()),
+        )
+    })
+}
+
 async fn set_order_status(
     tx: &mut Tx,
     order: &mut OrderRow,
     event: OrderEvent,
     now: DateTime<Utc>,
 ) -> Result<(), ShopError> {
-    let from = OrderStatus::parse(&order.status)?;
-    let to = from.apply(event).ok_or_else(|| {
-        ShopError::conflict(
-            "illegal_transition",
-            format!("an order that is {} cannot do that", from.as_str()),
-        )
-    })?;
-    if !order_store::set_status(tx, order.user_id, order.id, from.as_str(), to.as_str(), now)
+    let to = next_status(order, event)?;
+    if !order_store::set_status(tx, order.user_id, order.id, &order.status, to.as_str(), now)
         .await?
     {
         return Err(ShopError::conflict(
@@ -270,14 +310,18 @@ pub(crate) async fn emit(
     topic: &str,
     now: DateTime<Utc>,
 ) -> Result<(), ShopError> {
-    let payload = serde_json::json!({
+    Ok(events::emit(tx, order.user_id, topic, order_event(order), now).await?)
+}
+
+/// What an order event says of its order.
+pub(crate) fn order_event(order: &OrderRow) -> serde_json::Value {
+    serde_json::json!({
         "order_id": order.id,
         "user_id": order.user_id,
         "status": order.status,
         "total_minor": order.total_minor,
         "currency": order.currency,
-    });
-    Ok(events::emit(tx, order.user_id, topic, payload, now).await?)
+    })
 }
 
 /// Completes a `requires_action` payment after the customer's challenge. Safe to race

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::{Db, StoreError, Tx, on_pool, on_tx};
+use crate::{Db, StoreError, Tx, Writes, on_pool, on_tx, values};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CartRow {
@@ -91,22 +91,30 @@ pub async fn open_cart_of(tx: &mut Tx, user: Uuid) -> Result<Option<CartRow>, St
 }
 
 pub async fn update_cart(tx: &mut Tx, c: &CartRow) -> Result<(), StoreError> {
-    on_tx!(tx, conn => sqlx::query(
+    let mut w = Writes::new();
+    queue_update_cart(&mut w, c);
+    w.run(tx).await?;
+    Ok(())
+}
+
+/// Queues storing the header of a cart the transaction has locked.
+pub fn queue_update_cart(w: &mut Writes, c: &CartRow) {
+    w.push_expect(
+        1,
+        "cart",
         "UPDATE carts SET status = $3, currency = $4, fx_rate_e9 = $5, prices_locked_until = $6, \
          coupon_codes = $7, updated_at = $8 WHERE user_id = $1 AND id = $2",
-    )
-    .bind(c.user_id)
-    .bind(c.id)
-    .bind(&c.status)
-    .bind(&c.currency)
-    .bind(c.fx_rate_e9)
-    .bind(c.prices_locked_until)
-    .bind(&c.coupon_codes)
-    .bind(c.updated_at)
-    .execute(conn)
-    .await
-    .map(|r| r.rows_affected()))?;
-    Ok(())
+        values![
+            c.user_id,
+            c.id,
+            &c.status,
+            &c.currency,
+            c.fx_rate_e9,
+            c.prices_locked_until,
+            &c.coupon_codes,
+            c.updated_at,
+        ],
+    );
 }
 
 /// Marks an open cart as checked out; false when it was not open (a concurrent checkout won).
@@ -116,16 +124,18 @@ pub async fn close_cart(
     id: Uuid,
     at: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    let n = on_tx!(tx, c => sqlx::query(
-        "UPDATE carts SET status = 'checked_out', updated_at = $3 WHERE user_id = $1 AND id = $2 AND status = 'open'",
+    let mut w = Writes::new();
+    queue_close_cart(&mut w, user, id, at);
+    Ok(w.run(tx).await? == [1])
+}
+
+/// Queues checking out an open cart; its count is 0 when the cart was not open any more.
+pub fn queue_close_cart(w: &mut Writes, user: Uuid, id: Uuid, at: DateTime<Utc>) -> usize {
+    w.push(
+        "UPDATE carts SET status = 'checked_out', updated_at = $3 \
+         WHERE user_id = $1 AND id = $2 AND status = 'open'",
+        values![user, id, at],
     )
-    .bind(user)
-    .bind(id)
-    .bind(at)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
-    Ok(n == 1)
 }
 
 pub async fn reopen_cart(
@@ -173,24 +183,16 @@ pub async fn items_in_tx(
     .await)?)
 }
 
-/// Adds an item, or adds its quantity to the line of the same variant.
-pub async fn add_item(tx: &mut Tx, i: &CartItemRow) -> Result<(), StoreError> {
-    on_tx!(tx, c => sqlx::query(
+/// Queues adding an item, or adding its quantity to the line of the same variant.
+pub fn queue_add_item(w: &mut Writes, i: &CartItemRow) {
+    w.push(
         "INSERT INTO cart_items (user_id, cart_id, id, variant_id, quantity, unit_price_minor, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) \
          ON CONFLICT (user_id, cart_id, variant_id) DO UPDATE SET quantity = cart_items.quantity + excluded.quantity",
-    )
-    .bind(i.user_id)
-    .bind(i.cart_id)
-    .bind(i.id)
-    .bind(i.variant_id)
-    .bind(i.quantity)
-    .bind(i.unit_price_minor)
-    .bind(i.created_at)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
-    Ok(())
+        values![
+            i.user_id, i.cart_id, i.id, i.variant_id, i.quantity, i.unit_price_minor, i.created_at,
+        ],
+    );
 }
 
 pub async fn set_item_quantity(

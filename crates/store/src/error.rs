@@ -34,6 +34,9 @@ pub enum StoreError {
     Batch(String),
     #[error("stored data could not be decoded: {0}")]
     Corrupt(String),
+    /// A queued write touched other rows than the rows its caller had locked promised.
+    #[error("a write went against what its transaction had read: {0}")]
+    Unexpected(String),
 }
 
 impl From<sqlx::Error> for StoreError {

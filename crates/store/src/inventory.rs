@@ -12,7 +12,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::{Backend, Constraint, Db, StoreError, Tx, on_pool, on_tx};
+use crate::{Backend, Constraint, Db, StoreError, Tx, Writes, on_pool, on_tx, values};
 
 /// Finds a location by code, creating it when missing; returns its id.
 pub async fn ensure_location(
@@ -216,22 +216,21 @@ pub async fn apply_movement(tx: &mut Tx, m: &Movement<'_>) -> Result<(), StoreEr
 /// on-hand stock made by another query of the same transaction (a committed reservation:
 /// `on_hand` went down with `reserved`); [`apply_movement`] does both.
 pub async fn record_movement(tx: &mut Tx, m: &Movement<'_>) -> Result<(), StoreError> {
-    on_tx!(tx, c => sqlx::query(
+    let mut w = Writes::new();
+    queue_movement(&mut w, m);
+    w.run(tx).await?;
+    Ok(())
+}
+
+pub fn queue_movement(w: &mut Writes, m: &Movement<'_>) {
+    w.push(
         "INSERT INTO stock_movements (id, variant_id, location_id, delta, kind, reason, actor_id, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(Uuid::now_v7())
-    .bind(m.variant_id)
-    .bind(m.location_id)
-    .bind(m.delta)
-    .bind(m.kind)
-    .bind(m.reason)
-    .bind(m.actor_id)
-    .bind(m.at)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
-    Ok(())
+        values![
+            Uuid::now_v7(), m.variant_id, m.location_id, m.delta, m.kind,
+            m.reason.map(str::to_owned), m.actor_id, m.at,
+        ],
+    );
 }
 
 /// A ledger entry with its location's code.

@@ -20,9 +20,11 @@ pub mod pricing;
 pub mod reservations;
 pub mod search;
 mod writer;
+pub mod writes;
 
 pub use db::{Backend, Db, DbConfig, Tx};
 pub use error::{Constraint, StoreError};
+pub use writes::Writes;
 
 /// Runs `$body` with `$p` bound to the backend's read pool.
 #[macro_export]

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 pub use crate::outbox::Json;
-use crate::{Backend, Db, StoreError, Tx, on_pool, on_tx};
+use crate::{Backend, Db, StoreError, Tx, Writes, on_pool, on_tx, values};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OrderRow {
@@ -71,45 +71,88 @@ pub async fn insert_order(
     o: &OrderRow,
     lines: &[OrderLineRow],
 ) -> Result<(), StoreError> {
-    on_tx!(tx, c => sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO orders ({ORDER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
-         $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)"
-    )))
-    .bind(o.user_id).bind(o.id).bind(o.cart_id).bind(&o.email).bind(&o.status).bind(&o.currency)
-    .bind(o.fx_rate_e9).bind(o.subtotal_minor).bind(o.discount_minor).bind(o.shipping_minor)
-    .bind(o.tax_minor).bind(o.total_minor).bind(o.refunded_minor).bind(&o.tax_mode)
-    .bind(&o.coupon_codes).bind(&o.shipping_method).bind(&o.shipping_address)
-    .bind(o.reservation_id).bind(&o.cancel_reason).bind(o.created_at).bind(o.updated_at)
-    .bind(o.paid_at)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
-    on_tx!(tx, c => {
-        let mut qb = sqlx::QueryBuilder::new(
-            "INSERT INTO order_lines (user_id, order_id, line_no, variant_id, product_id, seller_id, sku, \
-             title, quantity, unit_price_minor, discount_minor, tax_minor, total_minor) ",
-        );
-        qb.push_values(lines, |mut b, l| {
-            b.push_bind(l.user_id).push_bind(l.order_id).push_bind(l.line_no).push_bind(l.variant_id)
-                .push_bind(l.product_id).push_bind(l.seller_id).push_bind(&l.sku).push_bind(&l.title)
-                .push_bind(l.quantity).push_bind(l.unit_price_minor).push_bind(l.discount_minor)
-                .push_bind(l.tax_minor).push_bind(l.total_minor);
-        });
-        qb.build().execute(c).await.map(|r| r.rows_affected())
-    })?;
+    let mut w = Writes::new();
+    queue_insert_order(&mut w, o, lines);
+    w.run(tx).await?;
+    Ok(())
+}
+
+/// Queues the order, its line snapshots and one fulfilment group per seller.
+pub fn queue_insert_order(w: &mut Writes, o: &OrderRow, lines: &[OrderLineRow]) {
+    w.push(
+        format!(
+            "INSERT INTO orders ({ORDER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+             $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)"
+        ),
+        values![
+            o.user_id,
+            o.id,
+            o.cart_id,
+            &o.email,
+            &o.status,
+            &o.currency,
+            o.fx_rate_e9,
+            o.subtotal_minor,
+            o.discount_minor,
+            o.shipping_minor,
+            o.tax_minor,
+            o.total_minor,
+            o.refunded_minor,
+            &o.tax_mode,
+            &o.coupon_codes,
+            &o.shipping_method,
+            &o.shipping_address,
+            o.reservation_id,
+            &o.cancel_reason,
+            o.created_at,
+            o.updated_at,
+            o.paid_at,
+        ],
+    );
+    const LINE: usize = 13;
+    let mut sql = String::from(
+        "INSERT INTO order_lines (user_id, order_id, line_no, variant_id, product_id, seller_id, \
+         sku, title, quantity, unit_price_minor, discount_minor, tax_minor, total_minor) VALUES ",
+    );
+    let mut values = Vec::with_capacity(lines.len() * LINE);
+    for (i, l) in lines.iter().enumerate() {
+        sql.push_str(if i == 0 { "(" } else { ", (" });
+        let params: Vec<String> = (1..=LINE).map(|k| format!("${}", i * LINE + k)).collect();
+        sql.push_str(&params.join(", "));
+        sql.push(')');
+        values.extend(values![
+            l.user_id,
+            l.order_id,
+            l.line_no,
+            l.variant_id,
+            l.product_id,
+            l.seller_id,
+            &l.sku,
+            &l.title,
+            l.quantity,
+            l.unit_price_minor,
+            l.discount_minor,
+            l.tax_minor,
+            l.total_minor,
+        ]);
+    }
+    if !lines.is_empty() {
+        w.push(sql, values);
+    }
     let mut sellers: Vec<Uuid> = lines.iter().map(|l| l.seller_id).collect();
     sellers.sort();
     sellers.dedup();
-    on_tx!(tx, c => {
-        let mut qb = sqlx::QueryBuilder::new(
-            "INSERT INTO fulfilments (user_id, order_id, seller_id, status) ",
-        );
-        qb.push_values(&sellers, |mut b, s| {
-            b.push_bind(o.user_id).push_bind(o.id).push_bind(*s).push_bind("pending");
-        });
-        qb.build().execute(c).await.map(|r| r.rows_affected())
-    })?;
-    Ok(())
+    let mut sql =
+        String::from("INSERT INTO fulfilments (user_id, order_id, seller_id, status) VALUES ");
+    let mut values = values![o.user_id, o.id];
+    for (i, seller) in sellers.iter().enumerate() {
+        sql.push_str(if i == 0 { "" } else { ", " });
+        sql.push_str(&format!("($1, $2, ${}, 'pending')", i + 3));
+        values.push((*seller).into());
+    }
+    if !sellers.is_empty() {
+        w.push(sql, values);
+    }
 }
 
 /// The order of this customer for this cart: the live one when there is one, else the
@@ -181,17 +224,31 @@ pub async fn set_status(
     to: &str,
     at: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    let n = on_tx!(tx, c => sqlx::query(
-        "UPDATE orders SET status = $4, updated_at = $5, \
-         paid_at = CASE WHEN $4 = 'paid' THEN $5 ELSE paid_at END \
-         WHERE user_id = $1 AND id = $2 AND status = $3",
-    )
-    .bind(user).bind(id).bind(from).bind(to).bind(at)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
-    Ok(n == 1)
+    let mut w = Writes::new();
+    w.push(SET_STATUS, values![user, id, from, to, at]);
+    Ok(w.run(tx).await? == [1])
 }
+
+/// Queues the move of an order locked in `from` to `to`.
+pub fn queue_set_status(
+    w: &mut Writes,
+    user: Uuid,
+    id: Uuid,
+    from: &str,
+    to: &str,
+    at: DateTime<Utc>,
+) {
+    w.push_expect(
+        1,
+        "order status",
+        SET_STATUS,
+        values![user, id, from, to, at],
+    );
+}
+
+const SET_STATUS: &str = "UPDATE orders SET status = $4, updated_at = $5, \
+     paid_at = CASE WHEN $4 = 'paid' THEN $5 ELSE paid_at END \
+     WHERE user_id = $1 AND id = $2 AND status = $3";
 
 pub async fn set_cancel_reason(
     tx: &mut Tx,

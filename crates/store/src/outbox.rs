@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 pub use sqlx::types::Json;
 use uuid::Uuid;
 
-use crate::{Db, StoreError, Tx, on_pool, on_tx};
+use crate::{Db, StoreError, Tx, Writes, on_pool, on_tx, values};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EventRow {
@@ -19,17 +19,17 @@ pub struct EventRow {
 }
 
 pub async fn insert(tx: &mut Tx, e: &EventRow) -> Result<(), StoreError> {
-    on_tx!(tx, c => sqlx::query(
-        "INSERT INTO outbox (user_id, id, topic, payload, created_at) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(e.user_id)
-    .bind(e.id)
-    .bind(&e.topic)
-    .bind(&e.payload)
-    .bind(e.created_at)
-    .execute(c)
-    .await.map(|r| r.rows_affected()))?;
+    let mut w = Writes::new();
+    queue_insert(&mut w, e);
+    w.run(tx).await?;
     Ok(())
+}
+
+pub fn queue_insert(w: &mut Writes, e: &EventRow) {
+    w.push(
+        "INSERT INTO outbox (user_id, id, topic, payload, created_at) VALUES ($1, $2, $3, $4, $5)",
+        values![e.user_id, e.id, &e.topic, &e.payload, e.created_at],
+    );
 }
 
 /// The oldest undelivered events (UUIDv7 ids are time-ordered).

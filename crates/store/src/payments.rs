@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::{Backend, Db, StoreError, Tx, on_pool, on_tx};
+use crate::{Backend, Db, StoreError, Tx, Writes, on_pool, on_tx, values};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PaymentRow {
@@ -28,17 +28,36 @@ const PAYMENT_COLUMNS: &str = "user_id, id, order_id, provider, provider_ref, st
     refunded_minor, currency, card_token, card_brand, card_last4, failure_code, created_at, updated_at";
 
 pub async fn insert_payment(tx: &mut Tx, p: &PaymentRow) -> Result<(), StoreError> {
-    on_tx!(tx, c => sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO payments ({PAYMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
-    )))
-    .bind(p.user_id).bind(p.id).bind(p.order_id).bind(&p.provider).bind(&p.provider_ref)
-    .bind(&p.status).bind(p.amount_minor).bind(p.refunded_minor).bind(&p.currency)
-    .bind(&p.card_token).bind(&p.card_brand).bind(&p.card_last4).bind(&p.failure_code)
-    .bind(p.created_at).bind(p.updated_at)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
+    let mut w = Writes::new();
+    queue_insert_payment(&mut w, p);
+    w.run(tx).await?;
     Ok(())
+}
+
+pub fn queue_insert_payment(w: &mut Writes, p: &PaymentRow) {
+    w.push(
+        format!(
+            "INSERT INTO payments ({PAYMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
+             $10, $11, $12, $13, $14, $15)"
+        ),
+        values![
+            p.user_id,
+            p.id,
+            p.order_id,
+            &p.provider,
+            &p.provider_ref,
+            &p.status,
+            p.amount_minor,
+            p.refunded_minor,
+            &p.currency,
+            &p.card_token,
+            &p.card_brand,
+            &p.card_last4,
+            &p.failure_code,
+            p.created_at,
+            p.updated_at,
+        ],
+    );
 }
 
 pub async fn find_payment(db: &Db, user: Uuid, id: Uuid) -> Result<Option<PaymentRow>, StoreError> {
@@ -99,16 +118,31 @@ pub async fn payments_of_order(
 
 /// Writes a payment's new state (the caller decided the transition under the row lock).
 pub async fn update_payment(tx: &mut Tx, p: &PaymentRow) -> Result<(), StoreError> {
-    on_tx!(tx, c => sqlx::query(
+    let mut w = Writes::new();
+    queue_update_payment(&mut w, p);
+    w.run(tx).await?;
+    Ok(())
+}
+
+/// Queues the update of a payment the transaction has locked.
+pub fn queue_update_payment(w: &mut Writes, p: &PaymentRow) {
+    w.push_expect(
+        1,
+        "payment",
         "UPDATE payments SET provider_ref = $3, status = $4, refunded_minor = $5, card_brand = $6, \
          card_last4 = $7, failure_code = $8, updated_at = $9 WHERE user_id = $1 AND id = $2",
-    )
-    .bind(p.user_id).bind(p.id).bind(&p.provider_ref).bind(&p.status).bind(p.refunded_minor)
-    .bind(&p.card_brand).bind(&p.card_last4).bind(&p.failure_code).bind(p.updated_at)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
-    Ok(())
+        values![
+            p.user_id,
+            p.id,
+            &p.provider_ref,
+            &p.status,
+            p.refunded_minor,
+            &p.card_brand,
+            &p.card_last4,
+            &p.failure_code,
+            p.updated_at,
+        ],
+    );
 }
 
 /// Payments still undecided since before `before`: (user, id).

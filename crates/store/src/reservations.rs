@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::{Backend, Db, StoreError, Tx, on_pool, on_tx};
+use crate::{Backend, Db, StoreError, Tx, Writes, on_pool, on_tx, values};
 
 pub mod batch;
 
@@ -72,18 +72,23 @@ pub async fn commit_reserved(
     location: Uuid,
     quantity: i64,
 ) -> Result<bool, StoreError> {
-    let done = on_tx!(tx, c => sqlx::query(
-        "UPDATE stock_levels SET on_hand = on_hand - $3, reserved = reserved - $3 \
-         WHERE variant_id = $1 AND location_id = $2 AND reserved >= $3",
-    )
-    .bind(variant)
-    .bind(location)
-    .bind(quantity)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
-    Ok(done == 1)
+    let mut w = Writes::new();
+    w.push(COMMIT_RESERVED, values![variant, location, quantity]);
+    Ok(w.run(tx).await? == [1])
 }
+
+/// Queues turning reserved units into sold ones (they must be reserved).
+pub fn queue_commit_reserved(w: &mut Writes, variant: Uuid, location: Uuid, quantity: i64) {
+    w.push_expect(
+        1,
+        "reserved stock",
+        COMMIT_RESERVED,
+        values![variant, location, quantity],
+    );
+}
+
+const COMMIT_RESERVED: &str = "UPDATE stock_levels SET on_hand = on_hand - $3, reserved = reserved - $3 \
+     WHERE variant_id = $1 AND location_id = $2 AND reserved >= $3";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct HoldRow {
@@ -221,25 +226,33 @@ pub async fn lock_reservation(
     user: Uuid,
     id: Uuid,
 ) -> Result<Option<(ReservationRow, Vec<LineRow>)>, StoreError> {
+    // One round trip: the reservation's columns come with each of its lines.
     let lock = if tx.backend() == Backend::Postgres {
-        " FOR UPDATE"
+        " FOR UPDATE OF r"
     } else {
         ""
     };
     let sql = format!(
-        "SELECT {RESERVATION_COLUMNS} FROM reservations WHERE user_id = $1 AND id = $2{lock}"
+        "SELECT r.user_id, r.id, r.status, r.flash_sale_id, r.expires_at, r.created_at, r.updated_at, \
+         l.reservation_id, l.variant_id, l.location_id, l.quantity, l.unit_price_minor, l.currency \
+         FROM reservations r JOIN reservation_lines l ON l.user_id = r.user_id AND l.reservation_id = r.id \
+         WHERE r.user_id = $1 AND r.id = $2 ORDER BY l.variant_id, l.location_id{lock}"
     );
-    let row: Option<ReservationRow> = on_tx!(tx, c => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(user).bind(id).fetch_optional(c).await)?;
-    let Some(row) = row else { return Ok(None) };
-    let lines = on_tx!(tx, c => sqlx::query_as(
-        "SELECT user_id, reservation_id, variant_id, location_id, quantity, unit_price_minor, currency \
-         FROM reservation_lines WHERE user_id = $1 AND reservation_id = $2 ORDER BY variant_id, location_id",
-    )
-    .bind(user)
-    .bind(id)
-    .fetch_all(c)
-    .await)?;
-    Ok(Some((row, lines)))
+    let rows: Vec<ReservationWithLine> = on_tx!(tx, c => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(user).bind(id).fetch_all(c).await)?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let row = first.reservation.clone();
+    Ok(Some((row, rows.into_iter().map(|r| r.line).collect())))
+}
+
+/// A row of [`lock_reservation`]'s join.
+#[derive(sqlx::FromRow)]
+struct ReservationWithLine {
+    #[sqlx(flatten)]
+    reservation: ReservationRow,
+    #[sqlx(flatten)]
+    line: LineRow,
 }
 
 /// Ends an active reservation (committed, released or expired): its holds go, its lines
@@ -251,32 +264,46 @@ pub async fn end_reservation(
     status: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    let done = on_tx!(tx, c => {
-        let done = sqlx::query(
-            "UPDATE reservations SET status = $3, updated_at = $4 WHERE user_id = $1 AND id = $2 AND status = 'active'",
-        )
-        .bind(user)
-        .bind(id)
-        .bind(status)
-        .bind(now)
-        .execute(&mut *c)
-        .await?
-        .rows_affected();
-        if done == 1 {
-            sqlx::query("UPDATE reservation_lines SET active = FALSE WHERE user_id = $1 AND reservation_id = $2")
-                .bind(user)
-                .bind(id)
-                .execute(&mut *c)
-                .await?;
-            sqlx::query("DELETE FROM reservation_holds WHERE user_id = $1 AND reservation_id = $2")
-                .bind(user)
-                .bind(id)
-                .execute(&mut *c)
-                .await?;
-        }
-        Ok::<u64, sqlx::Error>(done)
-    })?;
-    Ok(done == 1)
+    let mut w = Writes::new();
+    w.push(END_RESERVATION, values![user, id, status, now]);
+    if w.run(tx).await? != [1] {
+        return Ok(false);
+    }
+    let mut w = Writes::new();
+    queue_end_lines(&mut w, user, id);
+    w.run(tx).await?;
+    Ok(true)
+}
+
+/// Queues ending a reservation the transaction has locked while active.
+pub fn queue_end_reservation(
+    w: &mut Writes,
+    user: Uuid,
+    id: Uuid,
+    status: &str,
+    now: DateTime<Utc>,
+) {
+    w.push_expect(
+        1,
+        "active reservation",
+        END_RESERVATION,
+        values![user, id, status, now],
+    );
+    queue_end_lines(w, user, id);
+}
+
+const END_RESERVATION: &str = "UPDATE reservations SET status = $3, updated_at = $4 \
+     WHERE user_id = $1 AND id = $2 AND status = 'active'";
+
+fn queue_end_lines(w: &mut Writes, user: Uuid, id: Uuid) {
+    w.push(
+        "UPDATE reservation_lines SET active = FALSE WHERE user_id = $1 AND reservation_id = $2",
+        values![user, id],
+    );
+    w.push(
+        "DELETE FROM reservation_holds WHERE user_id = $1 AND reservation_id = $2",
+        values![user, id],
+    );
 }
 
 pub async fn set_expiry(

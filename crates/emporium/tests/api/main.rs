@@ -22,3 +22,4 @@ mod schema_rules;
 mod search;
 mod search_input;
 mod stock;
+mod writes;

@@ -5,10 +5,10 @@
 
 use chrono::{DateTime, Duration, Utc};
 use emporium_domain::ids::UserId;
-use emporium_store::Tx;
 use emporium_store::catalog as catalog_store;
 use emporium_store::inventory::Movement;
 use emporium_store::reservations::{self as store, LineRow, ReservationRow};
+use emporium_store::{Tx, Writes};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -177,21 +177,28 @@ pub async fn commit_in(
     id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<(ReservationRow, Vec<LineRow>), ShopError> {
+    let mut w = Writes::new();
+    let committed = queue_commit(tx, &mut w, user, id, now).await?;
+    w.run(tx).await?;
+    Ok(committed)
+}
+
+/// Locks the reservation and checks it is active (else 409 `reservation_not_active`), then
+/// queues its commit in `w`: the reservation ends, reserved units become sold ones, and each
+/// line is appended to the ledger as a sale.
+pub async fn queue_commit(
+    tx: &mut Tx,
+    w: &mut Writes,
+    user: UserId,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(ReservationRow, Vec<LineRow>), ShopError> {
     let (row, lines) = active(tx, user, id, now).await?;
-    if !store::end_reservation(tx, user.0, id, "committed", now).await? {
-        return Err(ShopError::conflict(
-            "reservation_not_active",
-            "the reservation is no longer active",
-        ));
-    }
+    store::queue_end_reservation(w, user.0, id, "committed", now);
     for line in &lines {
-        if !store::commit_reserved(tx, line.variant_id, line.location_id, line.quantity).await? {
-            return Err(ShopError::internal(anyhow::anyhow!(
-                "reserved stock missing for reservation {id}"
-            )));
-        }
-        emporium_store::inventory::record_movement(
-            tx,
+        store::queue_commit_reserved(w, line.variant_id, line.location_id, line.quantity);
+        emporium_store::inventory::queue_movement(
+            w,
             &Movement {
                 variant_id: line.variant_id,
                 location_id: line.location_id,
@@ -201,8 +208,7 @@ pub async fn commit_in(
                 actor_id: Some(user.0),
                 at: now,
             },
-        )
-        .await?;
+        );
     }
     Ok((row, lines))
 }
