@@ -249,7 +249,14 @@ async fn charge(
         }
     };
     let applied = payments::apply(shop, actor.user_id, payment.id, &report, None).await?;
-    checkout_view(&applied.order, &applied.payment)
+    let order = match applied.order {
+        Some(order) => order,
+        // Something else (the webhook) applied the provider's answer first.
+        None => order_store::find_order(&shop.db, actor.user_id.0, applied.payment.order_id)
+            .await?
+            .ok_or(ShopError::NotFound("order"))?,
+    };
+    checkout_view(&order, &applied.payment)
 }
 
 /// The order already placed for this cart (a repeated submit), with its newest payment.

@@ -111,10 +111,12 @@ impl Report {
 /// A provider event to record with the report: (provider, event id, kind).
 pub(crate) type EventKey<'a> = (&'a str, &'a str, &'a str);
 
-/// A payment and its order after a report; `fresh` is false for a repeated event.
+/// A payment and its order after a report; `fresh` is false for a repeated event. `order`
+/// is `None` when the report changed nothing (it is not read then: most callers only need the
+/// payment).
 pub(crate) struct Applied {
     pub payment: PaymentRow,
-    pub order: OrderRow,
+    pub order: Option<OrderRow>,
     pub fresh: bool,
 }
 
@@ -133,10 +135,12 @@ pub(crate) async fn apply(
     {
         // Already applied: answer with the current state, change nothing.
         drop(tx);
-        let (payment, order) = current(shop, user, payment_id).await?;
+        let payment = store::find_payment(&shop.db, user.0, payment_id)
+            .await?
+            .ok_or(ShopError::NotFound("payment"))?;
         return Ok(Applied {
             payment,
-            order,
+            order: None,
             fresh: false,
         });
     }
@@ -145,12 +149,12 @@ pub(crate) async fn apply(
         .ok_or(ShopError::NotFound("payment"))?;
     let from = PaymentStatus::parse(&payment.status)?;
     if !from.accepts(report.status) {
-        // Nothing changes (a late or repeated report): only the event id is kept.
+        // Nothing changes (a late or repeated report): only the event id is kept, and the
+        // payment is as it was locked.
         tx.commit().await?;
-        let (payment, order) = current(shop, user, payment_id).await?;
         return Ok(Applied {
             payment,
-            order,
+            order: None,
             fresh: true,
         });
     }
@@ -173,23 +177,9 @@ pub(crate) async fn apply(
     shop.catalog_version.bump();
     Ok(Applied {
         payment,
-        order,
+        order: Some(order),
         fresh: true,
     })
-}
-
-async fn current(
-    shop: &Shop,
-    user: UserId,
-    payment_id: Uuid,
-) -> Result<(PaymentRow, OrderRow), ShopError> {
-    let payment = store::find_payment(&shop.db, user.0, payment_id)
-        .await?
-        .ok_or(ShopError::NotFound("payment"))?;
-    let order = order_store::find_order(&shop.db, user.0, payment.order_id)
-        .await?
-        .ok_or(ShopError::NotFound("order"))?;
-    Ok((payment, order))
 }
 
 /// What a payment's new state means for its order, in the caller's transaction: paid, with
