@@ -350,7 +350,8 @@ pub async fn confirm(shop: &Shop, actor: &Actor, id: Uuid) -> Result<PaymentView
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct WebhookOutcome {
     pub event_id: String,
-    /// False when the event had been applied before (a repeated delivery).
+    /// False when it changed nothing: a repeated delivery, or a report the payment had
+    /// already moved past.
     pub applied: bool,
 }
 
@@ -407,6 +408,16 @@ pub async fn webhook(
             });
         }
     };
+    // Payment states only move forward (`PaymentStatus::accepts`): a report the payment has
+    // already moved past (the checkout applied the charge's answer before the provider's
+    // webhook came, or a late report out of order) changes nothing now and never will, so it
+    // is answered from the row just read, without a write transaction.
+    if !PaymentStatus::parse(&payment.status)?.accepts(report.status) {
+        return Ok(WebhookOutcome {
+            event_id: event.id,
+            applied: false,
+        });
+    }
     let kind = match event.kind {
         WebhookKind::PaymentSucceeded => "payment.succeeded",
         _ => "payment.failed",

@@ -63,6 +63,28 @@ on_both_databases! {
         app.assert_stock_equation().await;
     }
 
+    async fn the_webhook_after_a_paid_checkout_changes_nothing_and_writes_nothing(app) {
+        let app = fast_gateway(app);
+        shop_with(&app, "WHK-1", 3).await;
+        let buyer = app.customer("buyer@example.com").await;
+        let cart = cart_with(&app, &buyer, "WHK-1", 1).await;
+        let r = checkout(&app, &buyer, &cart, "tok_success").await;
+        assert_eq!(r.body["status"], "paid", "{}", r.text);
+        let hooks = app.shop.test_gateway.take_webhooks();
+        assert_eq!(hooks.len(), 1, "the provider reports the capture it already answered");
+        let events_before = emporium_store::outbox::count_pending(&app.shop.db).await.unwrap();
+        for _ in 0..2 {
+            let answer = post_webhook(&app, &hooks[0]).await;
+            assert_eq!(answer.status, 200, "{}", answer.text);
+            assert_eq!(answer.body["applied"], false, "the checkout applied the capture first");
+        }
+        let order_id = r.body["order_id"].as_str().unwrap();
+        assert_eq!(app.get(&format!("/api/v1/orders/{order_id}"), Some(&buyer)).await.body["status"], "paid");
+        assert_eq!(emporium_store::outbox::count_pending(&app.shop.db).await.unwrap(), events_before, "no event for nothing");
+        assert_eq!(stock(&app, "WHK-1").await, (2, 0), "committed once");
+        assert_eq!(emporium_store::payments::integrity(&app.shop.db).await.unwrap(), (1, 1, 0));
+    }
+
     async fn webhooks_are_verified_applied_once_and_never_undo_a_capture(app) {
         let app = fast_gateway(app);
         shop_with(&app, "ASY-1", 3).await;
