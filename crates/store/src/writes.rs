@@ -2,17 +2,19 @@
 //!
 //! On SQLite every statement is a round trip between the request's task and the writer
 //! connection's thread, and the writer is held for all of them: under load the round trips,
-//! not the statements, are what the writer spends its time on. Statements whose only answer
-//! is how many rows they touched can go in one round trip instead: [`Writes`] collects them
-//! and [`Writes::run`] sends them to SQLite as one multi-statement query (parameters are
-//! renumbered so each statement keeps its own `$1…$n`). On PostgreSQL, which has no single
-//! writer and no multi-statement prepared queries, they run one after another in the same
-//! transaction.
+//! not the statements, are what the writer spends its time on. On PostgreSQL each statement is
+//! a round trip over the network while the transaction holds its row locks. Statements whose
+//! only answer is how many rows they touched can go in one round trip instead: [`Writes`]
+//! collects them and [`Writes::run`] sends them together: to SQLite as one multi-statement
+//! query (parameters are renumbered so each statement keeps its own `$1…$n`), to PostgreSQL
+//! as one statement of data-modifying CTEs, each counting the rows it touched.
 //!
-//! The queued statements run when [`Writes::run`] is called, after everything the caller
-//! executed directly: callers queue only writes whose order against those does not matter,
-//! and decide from rows they have already locked (so a queued conditional write that touches
-//! an unexpected number of rows is a broken invariant, reported as
+//! The queued statements must be independent of each other: they touch different rows, and
+//! none depends on what another writes (on PostgreSQL they all see the database as it was
+//! before the statement). They run when [`Writes::run`] is called, after everything the
+//! caller executed directly: callers queue only writes whose order against those does not
+//! matter, and decide from rows they have already locked (so a queued conditional write that
+//! touches an unexpected number of rows is a broken invariant, reported as
 //! [`StoreError::Unexpected`]).
 
 use std::borrow::Cow;
@@ -187,19 +189,50 @@ async fn run_sqlite(
     Ok(counts)
 }
 
+/// One statement: each queued statement becomes a data-modifying CTE that returns a row per
+/// row it touched, and the outer query counts them.
 async fn run_postgres(
     statements: &[Statement],
     conn: &mut sqlx::PgConnection,
 ) -> Result<Vec<u64>, StoreError> {
-    let mut counts = Vec::with_capacity(statements.len());
+    use sqlx::Row;
+    if let [only] = statements {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(only.sql.as_ref()));
+        for v in &only.values {
+            query = bind(query, v);
+        }
+        return Ok(vec![query.execute(&mut *conn).await?.rows_affected()]);
+    }
+    let mut sql = String::from("WITH ");
+    let mut offset = 0;
+    for (i, s) in statements.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!(
+            "w{i} AS ({} RETURNING 1)",
+            renumber(&s.sql, offset)
+        ));
+        offset += s.values.len();
+    }
+    let counts: Vec<String> = (0..statements.len())
+        .map(|i| format!("(SELECT count(*) FROM w{i})"))
+        .collect();
+    sql.push_str(" SELECT ");
+    sql.push_str(&counts.join(", "));
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for s in statements {
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(s.sql.as_ref()));
         for v in &s.values {
             query = bind(query, v);
         }
-        counts.push(query.execute(&mut *conn).await?.rows_affected());
     }
-    Ok(counts)
+    let row = query.fetch_one(&mut *conn).await?;
+    (0..statements.len())
+        .map(|i| {
+            let n: i64 = row.try_get(i)?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+        .collect()
 }
 
 fn bind<'q, DB>(
