@@ -287,10 +287,11 @@ pub async fn add_item(
     quantity: i64,
 ) -> Result<CartView, ShopError> {
     check_quantity(quantity)?;
-    let (variant, _) = emporium_store::catalog::find_variant_by_sku(&shop.db, sku.as_str())
+    let variant = store::sellable_by_sku(&shop.db, sku.as_str())
         .await?
-        .ok_or(ShopError::NotFound("sku"))?;
-    price::ensure_sellable(shop, variant).await?;
+        .filter(|facts| facts.status == "active")
+        .ok_or(ShopError::NotFound("sku"))?
+        .variant_id;
     let o = open(shop, access, id, &[variant]).await?;
     let existing = o.items.iter().find(|i| i.variant_id == variant);
     if existing.is_none() && o.items.len() >= MAX_LINES {

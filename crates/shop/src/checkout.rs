@@ -283,9 +283,8 @@ async fn place_order(
 ) -> Result<(OrderRow, PaymentRow), ShopError> {
     let now = shop.now();
     let user = actor.user_id.0;
-    let email = emporium_store::identity::find_user(&shop.db, user)
+    let email = emporium_store::identity::user_email(&shop.db, user)
         .await?
-        .map(|u| u.email)
         .unwrap_or_default();
     let order = order_row(cart, priced, req, shipping_method, reservation, email, now);
     let lines = line_rows(&order, priced);

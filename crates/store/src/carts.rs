@@ -278,15 +278,16 @@ pub struct SellableRow {
     pub status: String,
 }
 
+const SELLABLE: &str = "SELECT v.id AS variant_id, p.id AS product_id, p.seller_id, v.sku, \
+     p.title, p.status FROM variants v JOIN products p ON p.id = v.product_id WHERE ";
+
 pub async fn sellable(db: &Db, variants: &[Uuid]) -> Result<Vec<SellableRow>, StoreError> {
     if variants.is_empty() {
         return Ok(Vec::new());
     }
     Ok(on_pool!(db, p => {
-        let mut qb = sqlx::QueryBuilder::new(
-            "SELECT v.id AS variant_id, p.id AS product_id, p.seller_id, v.sku, p.title, p.status \
-             FROM variants v JOIN products p ON p.id = v.product_id WHERE v.id IN (",
-        );
+        let mut qb = sqlx::QueryBuilder::new(SELLABLE);
+        qb.push("v.id IN (");
         let mut list = qb.separated(", ");
         for v in variants {
             list.push_bind(*v);
@@ -294,6 +295,17 @@ pub async fn sellable(db: &Db, variants: &[Uuid]) -> Result<Vec<SellableRow>, St
         qb.push(")");
         qb.build_query_as().fetch_all(p).await
     })?)
+}
+
+/// What a cart needs to know of the variant with this SKU.
+pub async fn sellable_by_sku(db: &Db, sku: &str) -> Result<Option<SellableRow>, StoreError> {
+    let sql = format!("{SELLABLE}v.sku = $1");
+    Ok(
+        on_pool!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+        .bind(sku)
+        .fetch_optional(p)
+        .await)?,
+    )
 }
 
 /// (variant, currency, amount) for these variants.

@@ -53,15 +53,6 @@ pub fn unavailable(variant: Uuid) -> ShopError {
     )
 }
 
-/// Refuses variants of products that are not active.
-pub async fn ensure_sellable(shop: &Shop, variant: Uuid) -> Result<(), ShopError> {
-    let rows = store::sellable(&shop.db, &[variant]).await?;
-    match rows.first() {
-        Some(r) if r.status == "active" => Ok(()),
-        _ => Err(ShopError::NotFound("sku")),
-    }
-}
-
 /// Today's unit prices in `currency`: the variant's own price in that currency, or its
 /// base-currency price converted at `rate`.
 pub async fn current_prices(
