@@ -248,7 +248,9 @@ async fn charge(
             Report::failed("timeout")
         }
     };
+    let turn = shop.payment_locks.lock(payment.id).await;
     let applied = payments::apply(shop, actor.user_id, payment.id, &report, None).await?;
+    drop(turn);
     let order = match applied.order {
         Some(order) => order,
         // Something else (the webhook) applied the provider's answer first.

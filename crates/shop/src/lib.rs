@@ -84,6 +84,9 @@ pub struct Shop {
     pub test_gateway: Arc<emporium_payments::TestGateway>,
     /// This node's search index and analytics.
     pub search: Arc<search::SearchService>,
+    /// Reports about one payment on this node wait for each other (see
+    /// [`payments::PaymentLocks`]).
+    pub payment_locks: Arc<payments::PaymentLocks>,
 }
 
 impl Shop {
@@ -104,6 +107,7 @@ impl Shop {
             sales: Arc::default(),
             pricing: Arc::default(),
             search: Arc::default(),
+            payment_locks: Arc::default(),
             sessions: Arc::default(),
             session_loader: Arc::new(sessions::SessionLoader::new(db.clone())),
             db,

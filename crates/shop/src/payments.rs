@@ -108,6 +108,26 @@ impl Report {
     }
 }
 
+/// Reports about the same payment on this node take turns: the answer to a charge and the
+/// provider's webhook for it usually arrive together, and the second to come, once the first
+/// is applied, finds the payment already moved and writes nothing. Striped by payment id (two
+/// payments rarely share a stripe, and then only wait for one short transaction). Across
+/// nodes the database decides as before; this only saves the loser's work.
+pub struct PaymentLocks(Vec<tokio::sync::Mutex<()>>);
+
+impl Default for PaymentLocks {
+    fn default() -> Self {
+        Self((0..256).map(|_| tokio::sync::Mutex::new(())).collect())
+    }
+}
+
+impl PaymentLocks {
+    pub(crate) async fn lock(&self, payment: Uuid) -> tokio::sync::MutexGuard<'_, ()> {
+        let stripe = (payment.as_u128() % self.0.len() as u128) as usize;
+        self.0[stripe].lock().await
+    }
+}
+
 /// A provider event to record with the report: (provider, event id, kind).
 pub(crate) type EventKey<'a> = (&'a str, &'a str, &'a str);
 
@@ -373,6 +393,7 @@ pub async fn webhook(
         .payment_key
         .parse()
         .map_err(|_| ShopError::NotFound("payment"))?;
+    let _turn = shop.payment_locks.lock(payment_id).await;
     let payment = store::find_payment_by_id(&shop.db, payment_id)
         .await?
         .ok_or(ShopError::NotFound("payment"))?;
