@@ -91,10 +91,13 @@ fn summary(o: &OrderRow) -> Result<OrderSummary, ShopError> {
 
 /// The full view; `seller` limits lines and fulfilments to one seller's.
 async fn view(shop: &Shop, o: &OrderRow, seller: Option<Uuid>) -> Result<OrderView, ShopError> {
-    let lines = store::lines(&shop.db, o.user_id, o.id).await?;
-    let fulfilments = store::fulfilments(&shop.db, o.user_id, o.id).await?;
-    let payments = emporium_store::payments::payments_of_order(&shop.db, o.user_id, o.id).await?;
-    let returns = store::returns_of(&shop.db, o.user_id, o.id).await?;
+    // Four independent reads, at once.
+    let (lines, fulfilments, payments, returns) = tokio::try_join!(
+        store::lines(&shop.db, o.user_id, o.id),
+        store::fulfilments(&shop.db, o.user_id, o.id),
+        emporium_store::payments::payments_of_order(&shop.db, o.user_id, o.id),
+        store::returns_of(&shop.db, o.user_id, o.id),
+    )?;
     let mine = |s: Uuid| seller.is_none_or(|x| x == s);
     Ok(OrderView {
         id: o.id,
