@@ -117,18 +117,6 @@ pub fn queue_update_cart(w: &mut Writes, c: &CartRow) {
     );
 }
 
-/// Marks an open cart as checked out; false when it was not open (a concurrent checkout won).
-pub async fn close_cart(
-    tx: &mut Tx,
-    user: Uuid,
-    id: Uuid,
-    at: DateTime<Utc>,
-) -> Result<bool, StoreError> {
-    let mut w = Writes::new();
-    queue_close_cart(&mut w, user, id, at);
-    Ok(w.run(tx).await? == [1])
-}
-
 /// Queues checking out an open cart; its count is 0 when the cart was not open any more.
 pub fn queue_close_cart(w: &mut Writes, user: Uuid, id: Uuid, at: DateTime<Utc>) -> usize {
     w.push(

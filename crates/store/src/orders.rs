@@ -65,18 +65,6 @@ pub struct FulfilmentRow {
     pub delivered_at: Option<DateTime<Utc>>,
 }
 
-/// Inserts an order with its lines and one fulfilment group per seller.
-pub async fn insert_order(
-    tx: &mut Tx,
-    o: &OrderRow,
-    lines: &[OrderLineRow],
-) -> Result<(), StoreError> {
-    let mut w = Writes::new();
-    queue_insert_order(&mut w, o, lines);
-    w.run(tx).await?;
-    Ok(())
-}
-
 /// Queues the order, its line snapshots and one fulfilment group per seller.
 pub fn queue_insert_order(w: &mut Writes, o: &OrderRow, lines: &[OrderLineRow]) {
     w.push(

@@ -27,13 +27,6 @@ pub struct PaymentRow {
 const PAYMENT_COLUMNS: &str = "user_id, id, order_id, provider, provider_ref, status, amount_minor, \
     refunded_minor, currency, card_token, card_brand, card_last4, failure_code, created_at, updated_at";
 
-pub async fn insert_payment(tx: &mut Tx, p: &PaymentRow) -> Result<(), StoreError> {
-    let mut w = Writes::new();
-    queue_insert_payment(&mut w, p);
-    w.run(tx).await?;
-    Ok(())
-}
-
 pub fn queue_insert_payment(w: &mut Writes, p: &PaymentRow) {
     w.push(
         format!(

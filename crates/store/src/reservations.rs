@@ -65,30 +65,17 @@ pub async fn add_reserved(
     Ok(done == 1)
 }
 
-/// Turns reserved units into sold ones: `on_hand -= q, reserved -= q`.
-pub async fn commit_reserved(
-    tx: &mut Tx,
-    variant: Uuid,
-    location: Uuid,
-    quantity: i64,
-) -> Result<bool, StoreError> {
-    let mut w = Writes::new();
-    w.push(COMMIT_RESERVED, values![variant, location, quantity]);
-    Ok(w.run(tx).await? == [1])
-}
-
-/// Queues turning reserved units into sold ones (they must be reserved).
+/// Queues turning reserved units into sold ones (`on_hand -= q, reserved -= q`); they must
+/// be reserved.
 pub fn queue_commit_reserved(w: &mut Writes, variant: Uuid, location: Uuid, quantity: i64) {
     w.push_expect(
         1,
         "reserved stock",
-        COMMIT_RESERVED,
+        "UPDATE stock_levels SET on_hand = on_hand - $3, reserved = reserved - $3 \
+         WHERE variant_id = $1 AND location_id = $2 AND reserved >= $3",
         values![variant, location, quantity],
     );
 }
-
-const COMMIT_RESERVED: &str = "UPDATE stock_levels SET on_hand = on_hand - $3, reserved = reserved - $3 \
-     WHERE variant_id = $1 AND location_id = $2 AND reserved >= $3";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct HoldRow {

@@ -98,10 +98,6 @@ impl Writes {
         Self::default()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.statements.is_empty()
-    }
-
     /// Queues a statement; returns its index into the counts [`Writes::run`] returns.
     pub fn push(&mut self, sql: impl Into<Cow<'static, str>>, values: Vec<Value>) -> usize {
         self.statements.push(Statement {
