@@ -148,8 +148,17 @@ pub struct SearchBenchArgs {
 #[derive(Debug, Clone, Args)]
 pub struct FlashBenchArgs {
     /// PostgreSQL to run on (each server gets a fresh schema); default: SQLite files.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "url")]
     pub database_url: Option<String>,
+    /// Drive a server that is already running (`http://host:port`) instead of starting one;
+    /// only its own design is measured (no baseline). Needs `--target-database-url`.
+    #[arg(long, requires = "target_database_url")]
+    pub url: Option<String>,
+    /// The database of the server at `--url` (`sqlite://path` or `postgres://...`): the bench
+    /// prepares its SKU, sales and shoppers there (ready sessions, so no password hashing
+    /// while measuring) and checks the stock equation there afterwards.
+    #[arg(long, requires = "url")]
+    pub target_database_url: Option<String>,
     /// Concurrent shoppers (keep-alive connections).
     #[arg(long, default_value_t = 256)]
     pub connections: usize,

@@ -6,6 +6,10 @@
 //! attempt in the measured window becomes a new durable reservation) and one small sale
 //! that sells out under load (the oversell check and the sold-out phase), plus the
 //! shoppers with ready-made sessions, so no password hashing happens while measuring.
+//!
+//! With `--url` it drives a server that is already running instead, preparing the same
+//! fixtures (under a SKU of their own) in that server's database, `--target-database-url`,
+//! and checking the stock equation there afterwards; only that server's design is measured.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -46,7 +50,8 @@ struct DesignReport {
 }
 
 struct Prepared {
-    dir: tempfile::TempDir,
+    /// The data directory of a server still to be started on SQLite.
+    dir: Option<tempfile::TempDir>,
     url: Option<String>,
     /// The PostgreSQL schema made for this design.
     schema: Option<String>,
@@ -57,16 +62,10 @@ struct Prepared {
 }
 
 pub async fn run(args: FlashBenchArgs) -> anyhow::Result<()> {
-    let mut designs = vec![measure("batched", None, &args).await?];
-    if !args.no_baseline {
-        designs.push(measure("naive", None, &args).await?);
-    }
-    if let Some(url) = &args.database_url {
-        designs.push(measure("batched", Some(url), &args).await?);
-        if !args.no_baseline {
-            designs.push(measure("naive", Some(url), &args).await?);
-        }
-    }
+    let designs = match (&args.url, &args.target_database_url) {
+        (Some(url), Some(database)) => vec![measure_running(url, database, &args).await?],
+        _ => measure_all(&args).await?,
+    };
     let main = &designs[0];
     let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
     let naive = designs.iter().find(|d| d.design == "naive sqlite");
@@ -137,6 +136,49 @@ pub async fn run(args: FlashBenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Every design this bench compares, each on a server of its own.
+async fn measure_all(args: &FlashBenchArgs) -> anyhow::Result<Vec<DesignReport>> {
+    let mut designs = vec![measure("batched", None, args).await?];
+    if !args.no_baseline {
+        designs.push(measure("naive", None, args).await?);
+    }
+    if let Some(url) = &args.database_url {
+        designs.push(measure("batched", Some(url), args).await?);
+        if !args.no_baseline {
+            designs.push(measure("naive", Some(url), args).await?);
+        }
+    }
+    Ok(designs)
+}
+
+/// The server at `url`, whatever its design, prepared through its database.
+async fn measure_running(
+    url: &str,
+    database: &str,
+    args: &FlashBenchArgs,
+) -> anyhow::Result<DesignReport> {
+    let design = "running server".to_owned();
+    check_shoppers(args.shoppers)?;
+    eprintln!("{design}: preparing {} shoppers", args.shoppers);
+    let prepared = prepare(
+        Place::Existing(database),
+        args.shoppers,
+        args.sell_out_units,
+    )
+    .await?;
+    let server = Server::existing(url).await?;
+    run_design(design, server, prepared, args).await
+}
+
+fn check_shoppers(shoppers: usize) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        shoppers > 2 * RETURNING_SHOPPERS,
+        "--shoppers must be more than {}",
+        2 * RETURNING_SHOPPERS
+    );
+    Ok(())
+}
+
 async fn measure(
     mode: &str,
     pg_url: Option<&String>,
@@ -154,15 +196,21 @@ async fn measure(
     } else {
         args.shoppers
     };
-    anyhow::ensure!(
-        shoppers > 2 * RETURNING_SHOPPERS,
-        "--shoppers must be more than {}",
-        2 * RETURNING_SHOPPERS
-    );
+    check_shoppers(shoppers)?;
     eprintln!("{design}: preparing {shoppers} shoppers");
-    let prepared = prepare(pg_url, shoppers, args.sell_out_units).await?;
+    let place = match pg_url {
+        Some(base) => Place::FreshSchema(base),
+        None => Place::FreshSqlite,
+    };
+    let mut prepared = prepare(place, shoppers, args.sell_out_units).await?;
     let schema = prepared.schema.clone();
-    let report = run_design(design, mode, prepared, args).await;
+    let report = async {
+        let dir = prepared.dir.take().context("no data directory")?;
+        let extra = ["--reservation-mode", mode];
+        let server = Server::spawn(dir, prepared.url.as_deref(), &extra).await?;
+        run_design(design, server, prepared, args).await
+    }
+    .await;
     // The schema goes whether the run succeeded or not.
     if let (Some(base), Some(schema)) = (pg_url, schema) {
         drop_schema(base, &schema).await?;
@@ -170,15 +218,14 @@ async fn measure(
     report
 }
 
-/// Serves `prepared` in `mode` and drives the three phases against it.
+/// Drives the three phases against `server`, which serves `prepared`, then checks the
+/// database.
 async fn run_design(
     design: String,
-    mode: &str,
+    server: Server,
     prepared: Prepared,
     args: &FlashBenchArgs,
 ) -> anyhow::Result<DesignReport> {
-    let extra = ["--reservation-mode", mode];
-    let server = Server::spawn(prepared.dir, prepared.url.as_deref(), &extra).await?;
     let duration = Duration::from_secs(args.seconds.max(1));
     let next = Arc::new(AtomicUsize::new(0));
     // After a sell-out the flood is shoppers retrying: a pool of returning, logged-in
@@ -243,15 +290,17 @@ async fn run_design(
     })
     .await?;
     eprintln!(
-        "{design}: granting phase answers {:?} {:?}",
-        granting.statuses, granting.samples
+        "{design}: granting phase answers {:?} {:?} {:?}",
+        granting.statuses, granting.codes, granting.samples
     );
     eprintln!(
-        "{design}: sold-out phase answers {:?} {:?}",
-        sold_out_phase.statuses, sold_out_phase.samples
+        "{design}: sold-out phase answers {:?} {:?} {:?}",
+        sold_out_phase.statuses, sold_out_phase.codes, sold_out_phase.samples
     );
-    let dir = server.stop().await.context("no data directory")?;
-    let db = open(&prepared.url, dir.path()).await?;
+    // A started server is stopped first, so that everything it acknowledged is on disk.
+    let dir = server.stop().await;
+    let dir = dir.as_ref().map_or(std::path::Path::new(""), |d| d.path());
+    let db = open(&prepared.url, dir).await?;
     let (on_hand, reserved, held, earmarked) = reservations::stock_totals(&db).await?;
     let ledger = reservations::ledger_total(&db).await?;
     let sale = reservations::find_flash_sale(&db, prepared.sell_out_sale)
@@ -260,26 +309,20 @@ async fn run_design(
     let granted_in_sale = sale.quantity - sale.remaining;
     let acknowledged = status_count(&sold_out_phase, 201) as i64;
     db.close().await;
-    let count = |r: &LoadReport, s: u16| status_count(r, s);
+    let both = |count: fn(&LoadReport) -> u64| count(&granting) + count(&sold_out_phase);
     Ok(DesignReport {
         design,
-        attempts_per_sec: count(&granting, 201) as f64 / granting.elapsed.as_secs_f64(),
-        granted: count(&granting, 201),
-        sold_out: count(&granting, 409) + count(&sold_out_phase, 409),
-        limited: 0,
-        admitted_away: count(&granting, 429),
-        errors: granting.errors
-            + sold_out_phase.errors
-            + granting
-                .statuses
-                .iter()
-                .filter(|(s, _)| ![201, 409, 429].contains(*s))
-                .map(|(_, n)| n)
-                .sum::<u64>(),
+        attempts_per_sec: status_count(&granting, 201) as f64 / granting.elapsed.as_secs_f64(),
+        granted: status_count(&granting, 201),
+        sold_out: both(|r| r.code_count("sold_out")),
+        limited: both(limited),
+        admitted_away: both(|r| status_count(r, 429)),
+        errors: both(unexpected),
         p50_ms: granting.quantile_ms(0.50),
         p99_ms: granting.quantile_ms(0.99),
         p999_ms: granting.quantile_ms(0.999),
-        sold_out_per_sec: count(&sold_out_phase, 409) as f64 / sold_out_phase.elapsed.as_secs_f64(),
+        sold_out_per_sec: sold_out_phase.code_count("sold_out") as f64
+            / sold_out_phase.elapsed.as_secs_f64(),
         oversold: (acknowledged - prepared.sell_out_units).max(0)
             + (granted_in_sale - prepared.sell_out_units).max(0),
         stock_equation_ok: on_hand == ledger
@@ -295,6 +338,26 @@ const RETURNING_SHOPPERS: usize = 1_024;
 
 fn status_count(r: &LoadReport, status: u16) -> u64 {
     r.statuses.get(&status).copied().unwrap_or(0)
+}
+
+/// Answers that a shopper's own limit gave: more than the sale's per-customer limit, or a
+/// second reservation of a SKU the shopper already holds (a returning shopper who got a unit
+/// and asks again while the node re-checks the sold-out sale in the database).
+fn limited(r: &LoadReport) -> u64 {
+    r.code_count("purchase_limit_exceeded") + r.code_count("already_reserved")
+}
+
+/// Answers no shopper of these sales should get: transport errors, statuses other than 201,
+/// 409 and 429, and conflicts other than `sold_out` and the limits.
+fn unexpected(r: &LoadReport) -> u64 {
+    let statuses: u64 = r
+        .statuses
+        .iter()
+        .filter(|(s, _)| ![201, 409, 429].contains(*s))
+        .map(|(_, n)| n)
+        .sum();
+    let conflicts = status_count(r, 409).saturating_sub(r.code_count("sold_out") + limited(r));
+    r.errors + statuses + conflicts
 }
 
 async fn drive(
@@ -358,25 +421,38 @@ pub(super) async fn drop_schema(base: &str, schema: &str) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// Where a design's fixtures go.
+enum Place<'a> {
+    /// A new SQLite file in a new data directory, for a server still to be started.
+    FreshSqlite,
+    /// A new schema on the PostgreSQL at this URL.
+    FreshSchema(&'a str),
+    /// The database of a server that is already running.
+    Existing(&'a str),
+}
+
 async fn prepare(
-    pg_url: Option<&String>,
+    place: Place<'_>,
     shoppers: usize,
     sell_out_units: i64,
 ) -> anyhow::Result<Prepared> {
     let dir = tempfile::tempdir()?;
-    let (url, schema) = match pg_url {
-        None => (None, None),
-        Some(base) => {
+    let (url, schema) = match place {
+        Place::FreshSqlite => (None, None),
+        Place::FreshSchema(base) => {
             let (url, schema) = fresh_schema(base).await?;
             (Some(url), Some(schema))
         }
+        Place::Existing(url) => (Some(url.to_owned()), None),
     };
     let db = open(&url, dir.path()).await?;
     let shop = Shop::new(db.clone(), Arc::new(SystemClock), ShopConfig::default());
     let now = shop.now();
     let admin = fixtures::admin_actor(fixtures::accounts(&db, 1, Role::Admin, now).await?[0].0);
+    // A SKU of this run's own: a running server's database may hold earlier runs.
+    let sku = format!("FLASH-{}", Uuid::now_v7().simple());
     let variant =
-        fixtures::stocked_sku(&shop, &admin, "FLASH-1", shoppers as i64 + sell_out_units).await?;
+        fixtures::stocked_sku(&shop, &admin, &sku, shoppers as i64 + sell_out_units).await?;
     let sale = |quantity: i64| -> anyhow::Result<NewFlashSale> {
         Ok(NewFlashSale {
             variant,
@@ -387,10 +463,10 @@ async fn prepare(
             per_customer_limit: 1,
         })
     };
-    let granting_sale = flash::create(&shop, &admin, "FLASH-1", sale(shoppers as i64)?)
+    let granting_sale = flash::create(&shop, &admin, &sku, sale(shoppers as i64)?)
         .await?
         .id;
-    let sell_out_sale = flash::create(&shop, &admin, "FLASH-1", sale(sell_out_units)?)
+    let sell_out_sale = flash::create(&shop, &admin, &sku, sale(sell_out_units)?)
         .await?
         .id;
     let tokens = fixtures::accounts(&db, shoppers, Role::Customer, now)
@@ -400,7 +476,7 @@ async fn prepare(
         .collect();
     db.close().await;
     Ok(Prepared {
-        dir,
+        dir: Some(dir),
         url,
         schema,
         granting_sale,

@@ -54,11 +54,19 @@ pub struct LoadReport {
     pub latencies_us: Vec<u32>,
     /// The first answer body of each status of 400 and above, for diagnosis.
     pub samples: std::collections::BTreeMap<u16, String>,
+    /// Count of answers of 400 and above by their problem `code` (`-` when the body has
+    /// none), so that a bench tells `sold_out` from `purchase_limit_exceeded`.
+    pub codes: std::collections::BTreeMap<String, u64>,
 }
 
 impl LoadReport {
     pub fn responses(&self) -> u64 {
         self.statuses.values().sum()
+    }
+
+    /// Answers whose problem `code` was `code`.
+    pub fn code_count(&self, code: &str) -> u64 {
+        self.codes.get(code).copied().unwrap_or(0)
     }
 
     pub fn per_sec(&self) -> f64 {
@@ -108,6 +116,9 @@ where
         report.latencies_us.extend(part.latencies_us);
         for (status, body) in part.samples {
             report.samples.entry(status).or_insert(body);
+        }
+        for (code, n) in part.codes {
+            *report.codes.entry(code).or_default() += n;
         }
     }
     report.elapsed = start.elapsed();
@@ -170,11 +181,13 @@ async fn drive(
                         report.errors += 1;
                         break;
                     };
-                    if status >= 400 && !report.samples.contains_key(&status) {
-                        report.samples.insert(
-                            status,
-                            String::from_utf8_lossy(&body.to_bytes()).into_owned(),
-                        );
+                    if status >= 400 {
+                        let body = body.to_bytes();
+                        count_code(&mut report.codes, &body);
+                        report
+                            .samples
+                            .entry(status)
+                            .or_insert_with(|| String::from_utf8_lossy(&body).into_owned());
                     }
                     let us = u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX);
                     report.latencies_us.push(us);
@@ -188,6 +201,26 @@ async fn drive(
         }
     }
     report
+}
+
+/// Counts the problem `code` of an error answer's body. The bodies are the server's own
+/// problem documents, whose `code` is a plain snake_case string: a search for its key is
+/// enough, and cheaper than parsing JSON on the machine being measured.
+fn count_code(codes: &mut std::collections::BTreeMap<String, u64>, body: &[u8]) {
+    const KEY: &[u8] = br#""code":""#;
+    let code = body
+        .windows(KEY.len())
+        .position(|w| w == KEY)
+        .map(|at| &body[at + KEY.len()..])
+        .and_then(|rest| rest.iter().position(|b| *b == b'"').map(|end| &rest[..end]))
+        .and_then(|code| std::str::from_utf8(code).ok())
+        .unwrap_or("-");
+    match codes.get_mut(code) {
+        Some(n) => *n += 1,
+        None => {
+            codes.insert(code.to_owned(), 1);
+        }
+    }
 }
 
 /// One request outside a load run: (status, body).
@@ -210,4 +243,30 @@ pub async fn fetch(addr: SocketAddr, shot: Shot) -> anyhow::Result<(u16, Bytes)>
     let status = response.status().as_u16();
     let body = response.into_body().collect().await?.to_bytes();
     Ok((status, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_answers_are_counted_by_their_problem_code() {
+        let mut codes = std::collections::BTreeMap::new();
+        count_code(
+            &mut codes,
+            br#"{"type":"about:blank","code":"sold_out","status":409}"#,
+        );
+        count_code(&mut codes, br#"{"code":"sold_out"}"#);
+        count_code(
+            &mut codes,
+            br#"{"code":"purchase_limit_exceeded","limit":1}"#,
+        );
+        count_code(&mut codes, b"not a problem document");
+        count_code(&mut codes, br#"{"code":"unterminated"#);
+        let got: Vec<(&str, u64)> = codes.iter().map(|(c, n)| (c.as_str(), *n)).collect();
+        assert_eq!(
+            got,
+            [("-", 2), ("purchase_limit_exceeded", 1), ("sold_out", 2)]
+        );
+    }
 }

@@ -4,7 +4,7 @@
 //!
 //! Layout: `harness` (child servers, data, load generator, checks), then the tests.
 
-mod harness;
+pub(crate) mod harness;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -3,6 +3,7 @@
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
 mod bad_input;
+mod bench_running;
 mod catalog;
 mod checkout;
 mod crash;
