@@ -64,6 +64,18 @@ pub struct DbArgs {
     /// Connections in the PostgreSQL pool (SQLite keeps one writer and eight readers).
     #[arg(long, env = "EMPORIUM_DB_CONNECTIONS", default_value_t = DEFAULT_DB_CONNECTIONS)]
     pub db_connections: u32,
+    /// SQLite: scheduling priority of the writer connection's thread, 1-99 (99 = nice -20;
+    /// needs CAP_SYS_NICE, else it stays normal with a warning); 0 leaves it as inherited.
+    #[arg(long, env = "EMPORIUM_SQLITE_WRITER_PRIORITY", default_value_t = emporium_store::MAX_WRITER_PRIORITY,
+          value_parser = clap::value_parser!(u8).range(0..=99))]
+    pub sqlite_writer_priority: u8,
+}
+
+impl DbArgs {
+    /// The writer priority for [`emporium_store::DbConfig`]: `None` for 0.
+    pub fn writer_priority(&self) -> Option<u8> {
+        (self.sqlite_writer_priority > 0).then_some(self.sqlite_writer_priority)
+    }
 }
 
 #[derive(Debug, Clone, Args)]

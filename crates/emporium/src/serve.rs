@@ -25,6 +25,7 @@ pub async fn open_db(args: &DbArgs) -> anyhow::Result<Db> {
             url: url.clone(),
             max_connections: args.db_connections,
             schema: None,
+            sqlite_writer_priority: args.writer_priority(),
         },
         None => {
             std::fs::create_dir_all(&args.data_dir).with_context(|| {
@@ -33,7 +34,10 @@ pub async fn open_db(args: &DbArgs) -> anyhow::Result<Db> {
                     args.data_dir.display()
                 )
             })?;
-            DbConfig::sqlite_in(&args.data_dir)
+            DbConfig {
+                sqlite_writer_priority: args.writer_priority(),
+                ..DbConfig::sqlite_in(&args.data_dir)
+            }
         }
     };
     let db = Db::connect(&config)

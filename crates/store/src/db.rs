@@ -35,6 +35,9 @@ pub struct DbConfig {
     pub max_connections: u32,
     /// PostgreSQL only: the schema to use (tests give each test its own).
     pub schema: Option<String>,
+    /// SQLite only: the scheduling priority (1–99, 99 the highest) of the writer
+    /// connection's thread, or `None` to leave it as inherited (see [`crate::writer`]).
+    pub sqlite_writer_priority: Option<u8>,
 }
 
 impl DbConfig {
@@ -44,6 +47,7 @@ impl DbConfig {
             url: format!("sqlite://{}", data_dir.join("emporium.db").display()),
             max_connections: 8,
             schema: None,
+            sqlite_writer_priority: Some(MAX_WRITER_PRIORITY),
         }
     }
 }
@@ -188,6 +192,9 @@ impl Tx {
     }
 }
 
+/// The highest priority of the SQLite writer's thread, and its default.
+pub const MAX_WRITER_PRIORITY: u8 = 99;
+
 /// How much of the database file SQLite maps into memory (address space, not RAM).
 const SQLITE_MMAP_BYTES: u64 = 1 << 30;
 
@@ -202,7 +209,11 @@ async fn connect_sqlite(config: &DbConfig) -> Result<Pools, StoreError> {
         // (WAL), so without it reads go back to the file again and again.
         .pragma("mmap_size", SQLITE_MMAP_BYTES.to_string());
     // The writer fsyncs every commit: an acknowledged response means durable data.
-    let write = writer::connect(&base.clone().synchronous(SqliteSynchronous::Full)).await?;
+    let write = writer::connect(
+        &base.clone().synchronous(SqliteSynchronous::Full),
+        config.sqlite_writer_priority,
+    )
+    .await?;
     let read = SqlitePoolOptions::new()
         .max_connections(config.max_connections.max(1))
         .connect_with(base.read_only(false).synchronous(SqliteSynchronous::Normal))

@@ -22,7 +22,7 @@ pub mod search;
 mod writer;
 pub mod writes;
 
-pub use db::{Backend, Db, DbConfig, Tx};
+pub use db::{Backend, Db, DbConfig, MAX_WRITER_PRIORITY, Tx};
 pub use error::{Constraint, StoreError};
 pub use writes::Writes;
 

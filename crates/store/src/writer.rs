@@ -312,8 +312,12 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 /// writer or readers), a few times a second while there are new commits.
 pub(crate) async fn connect(
     options: &sqlx::sqlite::SqliteConnectOptions,
+    priority: Option<u8>,
 ) -> Result<Writer, StoreError> {
-    let mut conn = SqliteConnection::connect_with(options).await?;
+    let mut conn = match priority {
+        Some(priority) => connect_raised(options, priority).await?,
+        None => SqliteConnection::connect_with(options).await?,
+    };
     sqlx::query("PRAGMA wal_autocheckpoint = 0")
         .execute(&mut conn)
         .await?;
@@ -326,6 +330,49 @@ pub(crate) async fn connect(
         checkpointer,
     ));
     Ok(writer)
+}
+
+/// Opens the writer connection from a thread of raised scheduling priority (`priority`,
+/// 1–99, 99 the highest: a nice value of -20).
+///
+/// Why: every write of the node waits its turn for this connection, and sqlx runs it on a
+/// thread of its own that each statement is handed to. On a saturated machine that thread
+/// queued behind the HTTP threads for a core at every statement, while holding the write lock
+/// everyone waits on. The thread inherits the priority of the thread that opens the
+/// connection, hence the short-lived thread here. Raising a priority needs `CAP_SYS_NICE`
+/// (or a `RLIMIT_NICE`); without it the writer runs at the normal priority, with a warning.
+async fn connect_raised(
+    options: &sqlx::sqlite::SqliteConnectOptions,
+    priority: u8,
+) -> Result<SqliteConnection, StoreError> {
+    let priority = thread_priority::ThreadPriorityValue::try_from(priority.min(99))
+        .map_err(|e| StoreError::Config(format!("writer priority: {e}")))?;
+    let options = options.clone();
+    let (sender, receiver) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("emporium-writer-open".into())
+        .spawn(move || {
+            let raised = thread_priority::set_current_thread_priority(
+                thread_priority::ThreadPriority::Crossplatform(priority),
+            );
+            if let Err(err) = raised {
+                tracing::warn!(error = %err, "cannot raise the SQLite writer's priority");
+            }
+            let opened = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| StoreError::Batch(format!("a runtime to open the writer: {e}")))
+                .and_then(|runtime| {
+                    runtime
+                        .block_on(SqliteConnection::connect_with(&options))
+                        .map_err(StoreError::from)
+                });
+            let _ = sender.send(opened);
+        })
+        .map_err(|e| StoreError::Batch(format!("a thread to open the writer: {e}")))?;
+    receiver
+        .await
+        .unwrap_or_else(|_| Err(StoreError::Batch("the writer was not opened".into())))
 }
 
 /// Ends once the writer is gone.

@@ -389,6 +389,7 @@ pub(super) async fn open(url: &Option<String>, dir: &std::path::Path) -> anyhow:
             url: url.clone(),
             max_connections: 4,
             schema: None,
+            sqlite_writer_priority: None,
         },
         None => DbConfig::sqlite_in(dir),
     };

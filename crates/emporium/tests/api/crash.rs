@@ -167,6 +167,7 @@ async fn three_servers() {
         url: url.clone(),
         max_connections: 4,
         schema: None,
+        sqlite_writer_priority: None,
     };
     let mut shoppers = prepare(&config, &[("RACE-1", 50), ("RACE-2", 1_000)], 990).await;
     let racers = shoppers.split_off(900);

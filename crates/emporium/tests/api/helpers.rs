@@ -124,6 +124,7 @@ impl TestApp {
             url,
             max_connections: 4,
             schema: Some(schema),
+            sqlite_writer_priority: None,
         })
         .await
         .unwrap();

@@ -8,13 +8,17 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use super::*;
 
 async fn writer(dir: &tempfile::TempDir) -> (Writer, sqlx::SqlitePool) {
+    writer_at(dir, None).await
+}
+
+async fn writer_at(dir: &tempfile::TempDir, priority: Option<u8>) -> (Writer, sqlx::SqlitePool) {
     let url = format!("sqlite://{}", dir.path().join("w.db").display());
     let options = SqliteConnectOptions::from_str(&url)
         .unwrap()
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full);
-    let writer = connect(&options).await.unwrap();
+    let writer = connect(&options, priority).await.unwrap();
     sqlx::query("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT NOT NULL)")
         .execute(writer.exclusive().await.unwrap().conn())
         .await
@@ -193,4 +197,61 @@ async fn solo_transactions_each_pay_their_own_commit() {
     let after = writer.state.lock().await.batches.load(Ordering::Relaxed);
     assert_eq!(after - before, 40);
     assert_eq!(keys(&reader).await.len(), 40);
+}
+
+/// Whether this process may raise a thread's priority (`CAP_SYS_NICE`, as root has).
+fn may_raise_priority() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .is_some_and(|caps| caps & (1 << 23) != 0)
+}
+
+/// The nice values of this process's threads named `name`.
+fn nice_of_threads(name: &str) -> Vec<i64> {
+    let mut nices = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let stat = std::fs::read_to_string(task.unwrap().path().join("stat")).unwrap_or_default();
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        if head.ends_with(name) {
+            // After the name: state is field 3 of stat(5), nice field 19.
+            nices.extend(
+                rest.split_whitespace()
+                    .nth(16)
+                    .and_then(|n| n.parse::<i64>().ok()),
+            );
+        }
+    }
+    nices
+}
+
+#[tokio::test]
+async fn a_raised_writer_runs_its_thread_at_that_priority_and_commits_as_before() {
+    let dir = tempfile::tempdir().unwrap();
+    // 80: a nice value no other test's writer has (they use none or the highest).
+    let (writer, reader) = writer_at(&dir, Some(80)).await;
+    let mut tx = writer.begin().await.unwrap();
+    insert(&mut tx, 1).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(keys(&reader).await, [1]);
+    if !cfg!(target_os = "linux") || !may_raise_priority() {
+        eprintln!("not checked: this process may not raise priorities");
+        return;
+    }
+    let policy = thread_priority::ThreadSchedulePolicy::Normal(
+        thread_priority::NormalThreadSchedulePolicy::Other,
+    );
+    let expected = thread_priority::ThreadPriority::Crossplatform(80u8.try_into().unwrap())
+        .to_posix(policy)
+        .unwrap();
+    assert!(expected < 0, "{expected}");
+    let nices = nice_of_threads("sqlx-sqlite-wor");
+    assert!(
+        nices.contains(&i64::from(expected)),
+        "no SQLite thread at nice {expected}: {nices:?}"
+    );
 }

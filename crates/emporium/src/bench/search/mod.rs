@@ -53,6 +53,7 @@ pub async fn run(args: SearchBenchArgs) -> anyhow::Result<()> {
         data_dir: dir.path().to_owned(),
         database_url: None,
         db_connections: DEFAULT_DB_CONNECTIONS,
+        sqlite_writer_priority: emporium_store::MAX_WRITER_PRIORITY,
     };
     let started = Instant::now();
     let db = crate::serve::open_db(&db_args).await?;
