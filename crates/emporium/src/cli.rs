@@ -183,6 +183,10 @@ pub struct FlashBenchArgs {
     /// Units of the sale that sells out under load (the oversell check).
     #[arg(long, default_value_t = 500)]
     pub sell_out_units: i64,
+    /// Rounds per design: each phase's `--seconds` is split into this many rounds of
+    /// granting, sold-out and ceiling in turn, and ratios are medians over rounds.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
     /// Skip the naive baseline.
     #[arg(long)]
     pub no_baseline: bool,

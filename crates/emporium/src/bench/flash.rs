@@ -26,6 +26,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::load::{self, LoadReport, Shot};
+use super::median;
 use super::server::Server;
 use crate::cli::FlashBenchArgs;
 use crate::fixtures;
@@ -46,7 +47,13 @@ struct DesignReport {
     sold_out_per_sec: f64,
     oversold: i64,
     stock_equation_ok: bool,
+    /// The median of the rounds' ceilings.
     ceiling_per_sec: f64,
+    /// The median, over rounds, of the round's grants/s over the ceiling measured right
+    /// after it (adjacent in time, so a host that slows down for a while moves both).
+    ceiling_ratio: f64,
+    /// The same for the round's sold-out answers/s.
+    sold_out_ratio: f64,
 }
 
 struct Prepared {
@@ -67,13 +74,10 @@ pub async fn run(args: FlashBenchArgs) -> anyhow::Result<()> {
         _ => measure_all(&args).await?,
     };
     let main = &designs[0];
-    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
     let naive = designs.iter().find(|d| d.design == "naive sqlite");
     let pg = designs.iter().find(|d| d.design == "batched postgres");
     let naive_pg = designs.iter().find(|d| d.design == "naive postgres");
     let mut json = serde_json::to_value(main)?;
-    json["ceiling_ratio"] = ratio(main.attempts_per_sec, main.ceiling_per_sec).into();
-    json["sold_out_ratio"] = ratio(main.sold_out_per_sec, main.ceiling_per_sec).into();
     if let Some(n) = naive {
         json["naive_per_sec"] = n.attempts_per_sec.into();
         json["naive_ratio"] = ratio(main.attempts_per_sec, n.attempts_per_sec).into();
@@ -254,16 +258,53 @@ async fn run_design(
         &next,
     )
     .await?;
-    eprintln!("{design}: granting phase");
-    let granting = drive(
-        &server,
-        args.connections,
-        duration,
-        prepared.granting_sale,
-        &tokens,
-        &next,
-    )
-    .await?;
+    // The phases alternate in rounds, each followed by its ceiling, so that ratios compare
+    // figures taken a few seconds apart on a host whose speed drifts.
+    let rounds = args.rounds.max(1);
+    let round = (duration / u32::try_from(rounds).unwrap_or(u32::MAX)).max(MIN_ROUND);
+    let again = Arc::new(AtomicUsize::new(0));
+    let (mut granting, mut sold_out_phase) = (Vec::new(), Vec::new());
+    let (mut grant_ratios, mut sold_out_ratios, mut ceilings) =
+        (Vec::new(), Vec::new(), Vec::new());
+    for r in 1..=rounds {
+        eprintln!("{design}: round {r} of {rounds}: granting, sold out, ceiling");
+        let g = drive(
+            &server,
+            args.connections,
+            round,
+            prepared.granting_sale,
+            &tokens,
+            &next,
+        )
+        .await?;
+        let o = drive(
+            &server,
+            args.connections,
+            round,
+            prepared.sell_out_sale,
+            &returning,
+            &again,
+        )
+        .await?;
+        let c = load::run(server.addr, args.connections, round, |_, _| {
+            Shot::get("/healthz")
+        })
+        .await?;
+        let ceiling = c.per_sec();
+        grant_ratios.push(ratio(
+            status_count(&g, 201) as f64 / g.elapsed.as_secs_f64(),
+            ceiling,
+        ));
+        sold_out_ratios.push(ratio(
+            o.code_count("sold_out") as f64 / o.elapsed.as_secs_f64(),
+            ceiling,
+        ));
+        ceilings.push(ceiling);
+        granting.push(g);
+        sold_out_phase.push(o);
+    }
+    let granting = LoadReport::merged(granting);
+    let sold_out_phase = LoadReport::merged(sold_out_phase);
     // Past the fresh shoppers the granting phase would ask again for shoppers who hold a
     // reservation: its figures would count `already_reserved` answers, not grants.
     let used = next.load(Ordering::Relaxed);
@@ -274,21 +315,6 @@ async fn run_design(
             tokens.len()
         );
     }
-    eprintln!("{design}: sold-out phase");
-    let again = Arc::new(AtomicUsize::new(0));
-    let sold_out_phase = drive(
-        &server,
-        args.connections,
-        duration,
-        prepared.sell_out_sale,
-        &returning,
-        &again,
-    )
-    .await?;
-    let ceiling = load::run(server.addr, args.connections, duration, |_, _| {
-        Shot::get("/healthz")
-    })
-    .await?;
     eprintln!(
         "{design}: granting phase answers {:?} {:?} {:?}",
         granting.statuses, granting.codes, granting.samples
@@ -329,9 +355,19 @@ async fn run_design(
             && reserved == held + earmarked
             && on_hand >= reserved
             && acknowledged == granted_in_sale,
-        ceiling_per_sec: ceiling.per_sec(),
+        ceiling_per_sec: median(&mut ceilings),
+        ceiling_ratio: median(&mut grant_ratios),
+        sold_out_ratio: median(&mut sold_out_ratios),
     })
 }
+
+fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 { a / b } else { 0.0 }
+}
+
+/// The shortest round of a phase: shorter ones measure the start of the load more than the
+/// load.
+const MIN_ROUND: Duration = Duration::from_millis(500);
 
 /// Shoppers who come back to the sold-out sale, again and again.
 const RETURNING_SHOPPERS: usize = 1_024;

@@ -64,6 +64,33 @@ impl LoadReport {
         self.statuses.values().sum()
     }
 
+    /// One report of several runs (rounds of the same phase): counts and latencies of all,
+    /// and their time added up.
+    pub fn merged(runs: Vec<LoadReport>) -> LoadReport {
+        let mut report = LoadReport::default();
+        for run in runs {
+            report.absorb(run);
+        }
+        report.latencies_us.sort_unstable();
+        report
+    }
+
+    /// Adds `part`'s answers, latencies (unsorted) and time to this report.
+    fn absorb(&mut self, part: LoadReport) {
+        self.elapsed += part.elapsed;
+        self.errors += part.errors;
+        for (status, n) in part.statuses {
+            *self.statuses.entry(status).or_default() += n;
+        }
+        self.latencies_us.extend(part.latencies_us);
+        for (status, body) in part.samples {
+            self.samples.entry(status).or_insert(body);
+        }
+        for (code, n) in part.codes {
+            *self.codes.entry(code).or_default() += n;
+        }
+    }
+
     /// Answers whose problem `code` was `code`.
     pub fn code_count(&self, code: &str) -> u64 {
         self.codes.get(code).copied().unwrap_or(0)
@@ -108,18 +135,7 @@ where
     }
     let mut report = LoadReport::default();
     for task in tasks {
-        let part = task.await.context("a load task panicked")?;
-        report.errors += part.errors;
-        for (status, n) in part.statuses {
-            *report.statuses.entry(status).or_default() += n;
-        }
-        report.latencies_us.extend(part.latencies_us);
-        for (status, body) in part.samples {
-            report.samples.entry(status).or_insert(body);
-        }
-        for (code, n) in part.codes {
-            *report.codes.entry(code).or_default() += n;
-        }
+        report.absorb(task.await.context("a load task panicked")?);
     }
     report.elapsed = start.elapsed();
     report.latencies_us.sort_unstable();
