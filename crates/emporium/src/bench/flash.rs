@@ -326,7 +326,8 @@ async fn run_design(
     // A started server is stopped first, so that everything it acknowledged is on disk.
     let dir = server.stop().await;
     let dir = dir.as_ref().map_or(std::path::Path::new(""), |d| d.path());
-    let db = open(&prepared.url, dir).await?;
+    // Migrated already: by `prepare`, or by the running server.
+    let db = connect(&prepared.url, dir).await?;
     let (on_hand, reserved, held, earmarked) = reservations::stock_totals(&db).await?;
     let ledger = reservations::ledger_total(&db).await?;
     let sale = reservations::find_flash_sale(&db, prepared.sell_out_sale)
@@ -419,7 +420,16 @@ async fn drive(
     .await
 }
 
+/// Opens and migrates a database the bench prepares (at `url`, or SQLite in `dir`).
 pub(super) async fn open(url: &Option<String>, dir: &std::path::Path) -> anyhow::Result<Db> {
+    let db = connect(url, dir).await?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+/// Opens a database without migrating it: a running server's, whose schema is its own
+/// business (a newer bench must not migrate an older server's database under it).
+async fn connect(url: &Option<String>, dir: &std::path::Path) -> anyhow::Result<Db> {
     let config = match url {
         Some(url) => DbConfig {
             url: url.clone(),
@@ -427,11 +437,13 @@ pub(super) async fn open(url: &Option<String>, dir: &std::path::Path) -> anyhow:
             schema: None,
             sqlite_writer_priority: None,
         },
-        None => DbConfig::sqlite_in(dir),
+        // The bench's own connection: its priority is the server's business.
+        None => DbConfig {
+            sqlite_writer_priority: None,
+            ..DbConfig::sqlite_in(dir)
+        },
     };
-    let db = Db::connect(&config).await?;
-    db.migrate().await?;
-    Ok(db)
+    Ok(Db::connect(&config).await?)
 }
 
 /// A new empty schema on the PostgreSQL at `base`, and a URL that works in it.
@@ -459,6 +471,7 @@ pub(super) async fn drop_schema(base: &str, schema: &str) -> anyhow::Result<()> 
 }
 
 /// Where a design's fixtures go.
+#[derive(Debug, Clone, Copy)]
 enum Place<'a> {
     /// A new SQLite file in a new data directory, for a server still to be started.
     FreshSqlite,
@@ -482,7 +495,10 @@ async fn prepare(
         }
         Place::Existing(url) => (Some(url.to_owned()), None),
     };
-    let db = open(&url, dir.path()).await?;
+    let db = match place {
+        Place::Existing(_) => connect(&url, dir.path()).await?,
+        Place::FreshSqlite | Place::FreshSchema(_) => open(&url, dir.path()).await?,
+    };
     let shop = Shop::new(db.clone(), Arc::new(SystemClock), ShopConfig::default());
     let now = shop.now();
     let admin = fixtures::admin_actor(fixtures::accounts(&db, 1, Role::Admin, now).await?[0].0);
