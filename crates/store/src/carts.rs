@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::{Db, StoreError, Tx, Writes, on_pool, on_tx, values};
+use crate::{Db, StoreError, Tx, Writes, on_pool, on_tx, shapes, values};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CartRow {
@@ -277,7 +277,7 @@ pub async fn sellable(db: &Db, variants: &[Uuid]) -> Result<Vec<SellableRow>, St
         let mut qb = sqlx::QueryBuilder::new(SELLABLE);
         qb.push("v.id IN (");
         let mut list = qb.separated(", ");
-        for v in variants {
+        for v in shapes::padded(variants) {
             list.push_bind(*v);
         }
         qb.push(")");
@@ -306,7 +306,7 @@ pub async fn prices(db: &Db, variants: &[Uuid]) -> Result<Vec<(Uuid, String, i64
             "SELECT variant_id, currency, amount_minor FROM variant_prices WHERE variant_id IN (",
         );
         let mut list = qb.separated(", ");
-        for v in variants {
+        for v in shapes::padded(variants) {
             list.push_bind(*v);
         }
         qb.push(")");

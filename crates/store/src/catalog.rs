@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 pub use sqlx::types::Json;
 use uuid::Uuid;
 
-use crate::{Db, StoreError, Tx, on_pool, on_tx};
+use crate::{Db, StoreError, Tx, on_pool, on_tx, shapes};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CategoryRow {
@@ -290,7 +290,7 @@ pub async fn list_translations(
             "SELECT product_id, locale, title, description FROM product_translations WHERE product_id IN (",
         );
         let mut ids = qb.separated(", ");
-        for id in product_ids {
+        for id in shapes::padded(product_ids) {
             ids.push_bind(*id);
         }
         qb.push(")");
@@ -352,7 +352,7 @@ pub async fn list_variants(db: &Db, product_ids: &[Uuid]) -> Result<Vec<VariantR
             "SELECT id, product_id, sku, options, position, created_at FROM variants WHERE product_id IN (",
         );
         let mut ids = qb.separated(", ");
-        for id in product_ids {
+        for id in shapes::padded(product_ids) {
             ids.push_bind(*id);
         }
         qb.push(") ORDER BY product_id, position, id");
@@ -411,7 +411,7 @@ pub async fn variant_facts(db: &Db, variant_ids: &[Uuid]) -> Result<VariantFacts
             "SELECT variant_id, currency, amount_minor, compare_at_minor FROM variant_prices WHERE variant_id IN (",
         );
         let mut ids = qb.separated(", ");
-        for id in variant_ids {
+        for id in shapes::padded(variant_ids) {
             ids.push_bind(*id);
         }
         qb.push(") ORDER BY variant_id, currency");
@@ -420,7 +420,7 @@ pub async fn variant_facts(db: &Db, variant_ids: &[Uuid]) -> Result<VariantFacts
             "SELECT variant_id, CAST(SUM(on_hand - reserved) AS BIGINT) FROM stock_levels WHERE variant_id IN (",
         );
         let mut ids = qb.separated(", ");
-        for id in variant_ids {
+        for id in shapes::padded(variant_ids) {
             ids.push_bind(*id);
         }
         qb.push(") GROUP BY variant_id");
@@ -445,7 +445,7 @@ pub async fn skus_of(
     let rows: Vec<(Uuid, String)> = on_pool!(db, p => {
         let mut qb = sqlx::QueryBuilder::new("SELECT id, sku FROM variants WHERE id IN (");
         let mut ids = qb.separated(", ");
-        for id in variant_ids {
+        for id in shapes::padded(variant_ids) {
             ids.push_bind(*id);
         }
         qb.push(")");

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::{Db, StoreError, Tx, on_pool, on_tx};
+use crate::{Db, StoreError, Tx, on_pool, on_tx, shapes};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UserRow {
@@ -336,7 +336,7 @@ pub async fn find_session_actors(
             // Pairs are joined from a VALUES list: each pair is one index probe (two IN lists
             // would make SQLite probe every user with every hash).
             let mut qb = sqlx::QueryBuilder::new("WITH wanted (user_id, token_hash) AS (");
-            qb.push_values(chunk, |mut b, (user, hash)| {
+            qb.push_values(shapes::padded(chunk), |mut b, (user, hash)| {
                 b.push_bind(*user).push_bind(hash.clone());
             });
             qb.push(
@@ -351,5 +351,5 @@ pub async fn find_session_actors(
     Ok(found)
 }
 
-/// Most (user, token) pairs looked up by one query.
-const SESSION_PROBES_PER_QUERY: usize = 100;
+/// Most (user, token) pairs looked up by one query (a power of two: see [`shapes`]).
+const SESSION_PROBES_PER_QUERY: usize = 128;

@@ -19,6 +19,7 @@ pub mod payments;
 pub mod pricing;
 pub mod reservations;
 pub mod search;
+mod shapes;
 mod writer;
 pub mod writes;
 

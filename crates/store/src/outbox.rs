@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 pub use sqlx::types::Json;
 use uuid::Uuid;
 
-use crate::{Db, StoreError, Tx, Writes, on_pool, on_tx, values};
+use crate::{Db, StoreError, Tx, Writes, on_pool, on_tx, shapes, values};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EventRow {
@@ -43,20 +43,20 @@ pub async fn pending(db: &Db, limit: u32) -> Result<Vec<EventRow>, StoreError> {
     .await)?)
 }
 
-/// Marks these events (`(user_id, id)` pairs) delivered: one statement per hundred, so the
+/// Marks these events (`(user_id, id)` pairs) delivered: one statement per 128, so the
 /// dispatcher holds the writer for a few round trips, not one per event.
 pub async fn mark_delivered(
     tx: &mut Tx,
     events: &[(Uuid, Uuid)],
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    for chunk in events.chunks(100) {
+    for chunk in events.chunks(128) {
         on_tx!(tx, c => {
             let mut qb = sqlx::QueryBuilder::new("UPDATE outbox SET delivered_at = ");
             qb.push_bind(at)
                 .push(", attempts = attempts + 1 WHERE (user_id, id) IN (");
             let mut list = qb.separated(", ");
-            for (user, id) in chunk {
+            for (user, id) in shapes::padded(chunk) {
                 list.push("(")
                     .push_bind_unseparated(*user)
                     .push_unseparated(", ")

@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::{Backend, Db, StoreError, Tx, Writes, on_pool, on_tx, values};
+use crate::{Backend, Db, StoreError, Tx, Writes, on_pool, on_tx, shapes, values};
 
 pub mod batch;
 
@@ -35,7 +35,7 @@ pub async fn lock_levels(tx: &mut Tx, variants: &[Uuid]) -> Result<Vec<LevelRow>
             "SELECT variant_id, location_id, on_hand, reserved FROM stock_levels WHERE variant_id IN (",
         );
         let mut list = qb.separated(", ");
-        for v in variants {
+        for v in shapes::padded(variants) {
             list.push_bind(*v);
         }
         qb.push(") ORDER BY variant_id, location_id");
@@ -94,14 +94,14 @@ pub async fn find_holds(tx: &mut Tx, pairs: &[(Uuid, Uuid)]) -> Result<Vec<HoldR
     let mut found = Vec::new();
     for (variant, users) in by_variant {
         // Chunks keep the statement under SQLite's bound-parameter limit.
-        for chunk in users.chunks(500) {
+        for chunk in users.chunks(512) {
             let rows: Vec<HoldRow> = on_tx!(tx, c => {
                 let mut qb = sqlx::QueryBuilder::new(
                     "SELECT user_id, variant_id, reservation_id FROM reservation_holds WHERE variant_id = ",
                 );
                 qb.push_bind(variant).push(" AND user_id IN (");
                 let mut list = qb.separated(", ");
-                for user in chunk {
+                for user in shapes::padded(chunk) {
                     list.push_bind(*user);
                 }
                 qb.push(")");
@@ -135,8 +135,11 @@ pub struct LineRow {
     pub currency: Option<String>,
 }
 
-/// Inserts reservations with their lines and holds, a hundred rows per statement (on
-/// PostgreSQL the engine writes them with [`batch::write`] instead).
+/// Most rows one statement inserts (a power of two: see [`shapes`]).
+const ROWS_PER_INSERT: usize = 128;
+
+/// Inserts reservations with their lines and holds, [`ROWS_PER_INSERT`] rows per statement
+/// (on PostgreSQL the engine writes them with [`batch::write`] instead).
 pub async fn insert_reservations(
     tx: &mut Tx,
     reservations: &[ReservationRow],
@@ -148,36 +151,43 @@ pub async fn insert_reservations(
         .collect();
     holds.sort();
     holds.dedup();
-    for chunk in reservations.chunks(100) {
+    for chunk in reservations.chunks(ROWS_PER_INSERT) {
         on_tx!(tx, c => {
-            let mut qb = sqlx::QueryBuilder::new(
-                "INSERT INTO reservations (user_id, id, status, flash_sale_id, expires_at, created_at, updated_at) ",
-            );
-            qb.push_values(chunk, |mut b, r| {
-                b.push_bind(r.user_id).push_bind(r.id).push_bind(r.status.clone()).push_bind(r.flash_sale_id)
-                    .push_bind(r.expires_at).push_bind(r.created_at).push_bind(r.updated_at);
+            let mut qb = sqlx::QueryBuilder::new(shapes::insert_from_values("reservations", RESERVATION_COLUMNS));
+            qb.push_values(shapes::padded_rows(chunk), |mut b, r| {
+                b.push_bind(r.map(|r| r.user_id)).push_bind(r.map(|r| r.id)).push_bind(r.map(|r| r.status.clone()))
+                    .push_bind(r.and_then(|r| r.flash_sale_id)).push_bind(r.map(|r| r.expires_at))
+                    .push_bind(r.map(|r| r.created_at)).push_bind(r.map(|r| r.updated_at));
             });
+            qb.push(shapes::VALUES_KEPT);
             qb.build().execute(c).await.map(|r| r.rows_affected())
         })?;
     }
-    for chunk in lines.chunks(100) {
+    for chunk in lines.chunks(ROWS_PER_INSERT) {
         on_tx!(tx, c => {
-            let mut qb = sqlx::QueryBuilder::new(
-                "INSERT INTO reservation_lines (user_id, reservation_id, variant_id, location_id, quantity, unit_price_minor, currency) ",
-            );
-            qb.push_values(chunk, |mut b, l| {
-                b.push_bind(l.user_id).push_bind(l.reservation_id).push_bind(l.variant_id).push_bind(l.location_id)
-                    .push_bind(l.quantity).push_bind(l.unit_price_minor).push_bind(l.currency.clone());
+            let mut qb = sqlx::QueryBuilder::new(shapes::insert_from_values(
+                "reservation_lines",
+                "user_id, reservation_id, variant_id, location_id, quantity, unit_price_minor, currency",
+            ));
+            qb.push_values(shapes::padded_rows(chunk), |mut b, l| {
+                b.push_bind(l.map(|l| l.user_id)).push_bind(l.map(|l| l.reservation_id)).push_bind(l.map(|l| l.variant_id))
+                    .push_bind(l.map(|l| l.location_id)).push_bind(l.map(|l| l.quantity))
+                    .push_bind(l.and_then(|l| l.unit_price_minor)).push_bind(l.and_then(|l| l.currency.clone()));
             });
+            qb.push(shapes::VALUES_KEPT);
             qb.build().execute(c).await.map(|r| r.rows_affected())
         })?;
     }
-    for chunk in holds.chunks(150) {
+    for chunk in holds.chunks(ROWS_PER_INSERT) {
         on_tx!(tx, c => {
-            let mut qb = sqlx::QueryBuilder::new("INSERT INTO reservation_holds (user_id, variant_id, reservation_id) ");
-            qb.push_values(chunk, |mut b, h| {
-                b.push_bind(h.0).push_bind(h.1).push_bind(h.2);
+            let mut qb = sqlx::QueryBuilder::new(shapes::insert_from_values(
+                "reservation_holds",
+                "user_id, variant_id, reservation_id",
+            ));
+            qb.push_values(shapes::padded_rows(chunk), |mut b, h| {
+                b.push_bind(h.map(|h| h.0)).push_bind(h.map(|h| h.1)).push_bind(h.map(|h| h.2));
             });
+            qb.push(shapes::VALUES_KEPT);
             qb.build().execute(c).await.map(|r| r.rows_affected())
         })?;
     }
@@ -424,12 +434,12 @@ pub async fn sale_purchases(
     users: &[Uuid],
 ) -> Result<Vec<(Uuid, i64)>, StoreError> {
     let mut out = Vec::new();
-    for chunk in users.chunks(400) {
+    for chunk in users.chunks(512) {
         let rows: Vec<(Uuid, i64)> = on_tx!(tx, c => {
             let mut qb = sqlx::QueryBuilder::new("SELECT user_id, quantity FROM flash_sale_purchases WHERE flash_sale_id = ");
             qb.push_bind(sale).push(" AND user_id IN (");
             let mut list = qb.separated(", ");
-            for u in chunk {
+            for u in shapes::padded(chunk) {
                 list.push_bind(*u);
             }
             qb.push(")");
@@ -446,12 +456,16 @@ pub async fn add_sale_purchases(
     sale: Uuid,
     deltas: &[(Uuid, i64)],
 ) -> Result<(), StoreError> {
-    for chunk in deltas.chunks(300) {
+    for chunk in deltas.chunks(256) {
         on_tx!(tx, c => {
-            let mut qb = sqlx::QueryBuilder::new("INSERT INTO flash_sale_purchases (user_id, flash_sale_id, quantity) ");
-            qb.push_values(chunk, |mut b, (user, q)| {
-                b.push_bind(*user).push_bind(sale).push_bind((*q).max(0));
+            let mut qb = sqlx::QueryBuilder::new(shapes::insert_from_values(
+                "flash_sale_purchases",
+                "user_id, flash_sale_id, quantity",
+            ));
+            qb.push_values(shapes::padded_rows(chunk), |mut b, d| {
+                b.push_bind(d.map(|(user, _)| *user)).push_bind(d.map(|_| sale)).push_bind(d.map(|(_, q)| (*q).max(0)));
             });
+            qb.push(shapes::VALUES_KEPT);
             qb.push(" ON CONFLICT (user_id, flash_sale_id) DO UPDATE SET quantity = flash_sale_purchases.quantity + excluded.quantity");
             qb.build().execute(c).await.map(|r| r.rows_affected())
         })?;

@@ -22,5 +22,6 @@ mod reservations;
 mod schema_rules;
 mod search;
 mod search_input;
+mod shapes;
 mod stock;
 mod writes;
