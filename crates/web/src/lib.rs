@@ -74,16 +74,12 @@ pub fn app(state: AppState, config: &HttpConfig) -> Router {
     ops::metrics_handle();
     let header = axum::http::HeaderName::from_static("x-request-id");
     let idempotent = axum::middleware::from_fn_with_state(state.clone(), idempotency::middleware);
-    Router::new()
+    let routed = Router::new()
         .nest("/api/v1", api::router().route_layer(idempotent))
         .merge(openapi::router())
         .merge(ops::router())
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            sold_out::middleware,
-        ))
         .layer(axum::middleware::from_fn(ops::record_metrics))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(ops::timeout_layer(config.request_timeout))
@@ -93,5 +89,16 @@ pub fn app(state: AppState, config: &HttpConfig) -> Router {
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .layer(PropagateRequestIdLayer::new(header.clone()))
         .layer(SetRequestIdLayer::new(header, MakeRequestUuid))
-        .with_state(state)
+        .with_state(state.clone());
+    // In front of every layer above: see `sold_out`.
+    let front = sold_out::Front {
+        app: state,
+        timeout: config.request_timeout,
+    };
+    Router::new()
+        .fallback_service(routed)
+        .layer(axum::middleware::from_fn_with_state(
+            front,
+            sold_out::middleware,
+        ))
 }

@@ -109,13 +109,20 @@ pub async fn record_metrics(request: Request, next: Next) -> Response {
 
 /// Answers a request that ran past its time limit.
 pub fn timed_out(_: axum::BoxError) -> TimedOut {
-    Box::pin(async {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "timeout",
-            "the request took too long and was stopped",
-        )
-    })
+    Box::pin(async { timed_out_error() })
+}
+
+/// The answer to a request that ran past its time limit, for code in front of the timeout layer.
+pub fn timed_out_response() -> Response {
+    timed_out_error().into_response()
+}
+
+fn timed_out_error() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "timeout",
+        "the request took too long and was stopped",
+    )
 }
 
 /// The layers that stop a request at its time limit and answer with [`timed_out`].

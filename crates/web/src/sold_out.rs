@@ -1,9 +1,13 @@
-//! The flood after a sell-out, answered before routing.
+//! The flood after a sell-out, answered in front of the whole HTTP stack.
 //!
 //! Once a flash sale sells out, most requests a node gets are shoppers retrying it. The
-//! engine already answers them from memory; this layer answers them before the router, the
-//! idempotency layer and the extractors run, with a problem body serialized once. It answers
-//! only when the full path would give the same answer:
+//! engine already answers them from memory; this layer answers them before anything else
+//! runs (request ids, tracing, the time limit, metrics, routing, the idempotency layer and the
+//! extractors), with a problem body serialized once. It keeps what those layers give every
+//! answer: the `x-request-id` header (the client's, or a new one) and the request's count and
+//! duration in `http_requests_total` and `http_request_duration_seconds`, under the same
+//! labels as the routed path. Its own limit on reading the body is the request time limit.
+//! It answers only when the full path would give the same answer:
 //!
 //! - `POST /api/v1/flash-sales/{id}/reserve` without `Idempotency-Key` (a keyed retry may
 //!   have to replay an earlier 201, which only the idempotency layer knows);
@@ -16,6 +20,8 @@
 
 use std::sync::OnceLock;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -28,10 +34,13 @@ use emporium_shop::inventory::flash;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::bearer;
 use crate::idempotency::KEY_HEADER;
+use crate::{AppState, ops};
+
+/// The request id header, as the layers in front of the router set it.
+const REQUEST_ID: &str = "x-request-id";
 
 /// The largest body looked at here; `{"quantity":1000000}` is 20 bytes.
 const MAX_BODY: usize = 64;
@@ -43,23 +52,42 @@ struct Reserve {
     quantity: i64,
 }
 
-pub async fn middleware(State(app): State<AppState>, request: Request, next: Next) -> Response {
+/// What the layer needs: the application, and the request time limit (it runs in front of
+/// the timeout layer).
+#[derive(Clone)]
+pub struct Front {
+    pub app: AppState,
+    pub timeout: Duration,
+}
+
+/// The route label of the answers given here, as the router names the route.
+const ROUTE: &str = "/api/v1/flash-sales/{id}/reserve";
+
+pub async fn middleware(State(front): State<Front>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
     let (parts, body) = request.into_parts();
-    let Some(limit) = candidate(&app, &parts) else {
+    let Some(limit) = candidate(&front.app, &parts) else {
         return next.run(Request::from_parts(parts, body)).await;
     };
-    // The length was checked: only a broken connection fails here, as it would in the
-    // handler's extractor.
-    let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
-        Ok(bytes) => bytes,
-        Err(_) => {
-            return ApiError::new(
+    // The length was checked, and the body nearly always came with the headers; a client
+    // that holds it back gets as long as the time limit gives any request.
+    let mut reading = std::pin::pin!(axum::body::to_bytes(body, MAX_BODY));
+    let read = match std::future::poll_fn(|cx| Poll::Ready(reading.as_mut().poll(cx))).await {
+        Poll::Ready(read) => Some(read),
+        Poll::Pending => tokio::time::timeout(front.timeout, reading).await.ok(),
+    };
+    let bytes = match read {
+        Some(Ok(bytes)) => bytes,
+        // Only a broken connection fails here, as it would in the handler's extractor.
+        Some(Err(_)) => {
+            let unreadable = ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "unreadable_body",
                 "the body could not be read",
-            )
-            .into_response();
+            );
+            return finish(unreadable.into_response(), &parts, started);
         }
+        None => return finish(ops::timed_out_response(), &parts, started),
     };
     let accepted = serde_json::from_slice::<Reserve>(&bytes)
         .is_ok_and(|r| (1..=limit.min(flash::MAX_QUANTITY)).contains(&r.quantity));
@@ -68,12 +96,54 @@ pub async fn middleware(State(app): State<AppState>, request: Request, next: Nex
             .run(Request::from_parts(parts, Body::from(bytes)))
             .await;
     }
-    app.shop
+    front
+        .app
+        .shop
         .engine
         .memory
         .memory_answers
         .fetch_add(1, Ordering::Relaxed);
-    answer()
+    finish(answer(), &parts, started)
+}
+
+/// What the layers in front would have added: the request id and the request's metrics.
+fn finish(mut response: Response, parts: &Parts, started: Instant) -> Response {
+    let id = parts
+        .headers
+        .get(REQUEST_ID)
+        .cloned()
+        .unwrap_or_else(new_request_id);
+    response.headers_mut().insert(REQUEST_ID, id);
+    let elapsed = started.elapsed().as_secs_f64();
+    if response.status() == StatusCode::CONFLICT {
+        // The one answer of the flood: its handles are made once.
+        static SOLD_OUT: OnceLock<(metrics::Counter, metrics::Histogram)> = OnceLock::new();
+        let (requests, duration) = SOLD_OUT.get_or_init(|| {
+            let labels = [("method", "POST"), ("route", ROUTE), ("status", "409")];
+            (
+                metrics::counter!("http_requests_total", &labels),
+                metrics::histogram!("http_request_duration_seconds", &labels),
+            )
+        });
+        requests.increment(1);
+        duration.record(elapsed);
+    } else {
+        let labels = [
+            ("method", "POST".to_owned()),
+            ("route", ROUTE.to_owned()),
+            ("status", response.status().as_u16().to_string()),
+        ];
+        metrics::counter!("http_requests_total", &labels).increment(1);
+        metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed);
+    }
+    response
+}
+
+/// A request id as `SetRequestIdLayer` would make it.
+fn new_request_id() -> HeaderValue {
+    let mut text = Uuid::encode_buffer();
+    let text = Uuid::new_v4().hyphenated().encode_lower(&mut text);
+    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
 /// The sale's per-customer limit when everything but the body says "answer here".

@@ -116,9 +116,29 @@ on_both_databases! {
         full.assert_problem(409, "sold_out");
         let before = answered();
         let early = app.send(raw(Some(&bob), r#"{"quantity":1}"#, None)).await;
-        assert_eq!(answered(), before + 1, "answered before routing");
+        assert_eq!(answered(), before + 1, "answered in front of the stack");
         assert_eq!((early.status, &early.text), (full.status, &full.text));
         assert_eq!(early.header("content-type"), full.header("content-type"));
+        // It runs in front of every layer, and gives what they give every answer: a request
+        // id (the client's, when it sent one), and the request counted under the route.
+        assert!(early.header("x-request-id").is_some_and(|id| id.len() == 36));
+        let counted = |metrics: &str| -> f64 {
+            metrics
+                .lines()
+                .filter(|l| l.starts_with("http_requests_total{"))
+                .filter(|l| l.contains("route=\"/api/v1/flash-sales/{id}/reserve\"") && l.contains("status=\"409\""))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        };
+        let seen = counted(&app.get("/metrics", None).await.text);
+        assert!(seen >= 2.0, "both sold-out answers so far are counted");
+        let mut tagged = raw(Some(&bob), r#"{"quantity":1}"#, None);
+        tagged.headers_mut().insert("x-request-id", axum::http::HeaderValue::from_static("flood-1"));
+        let tagged = app.send(tagged).await;
+        assert_eq!(answered(), before + 2, "answered in front");
+        assert_eq!((tagged.status, &tagged.text), (full.status, &full.text));
+        assert_eq!(tagged.header("x-request-id"), Some("flood-1"));
+        assert!(counted(&app.get("/metrics", None).await.text) > seen);
 
         // Whatever the full path would answer otherwise still goes there.
         app.send(raw(None, r#"{"quantity":1}"#, None)).await.assert_problem(401, "authentication_required");
@@ -129,11 +149,11 @@ on_both_databases! {
         app.send(raw(Some(&bob), r#"{"quantity":"#, None)).await.assert_problem(400, "malformed_json");
         // A keyed attempt may have to replay an earlier answer: only the full path knows.
         app.send(raw(Some(&bob), r#"{"quantity":1}"#, Some("retry-1"))).await.assert_problem(409, "sold_out");
-        assert_eq!(answered(), before + 1, "none of these was answered early");
+        assert_eq!(answered(), before + 2, "none of these was answered early");
 
         app.clock.advance(Duration::hours(1));
         app.send(raw(Some(&bob), r#"{"quantity":1}"#, None)).await.assert_problem(409, "sale_ended");
-        assert_eq!(answered(), before + 1);
+        assert_eq!(answered(), before + 2);
     }
 
     async fn a_sale_cannot_take_more_than_is_available(app) {
