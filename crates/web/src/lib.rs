@@ -69,10 +69,13 @@ impl Default for HttpConfig {
     }
 }
 
+/// The header carrying a request's id (the client's, or one made for it).
+pub(crate) const REQUEST_ID: axum::http::HeaderName =
+    axum::http::HeaderName::from_static("x-request-id");
+
 /// The whole HTTP application.
 pub fn app(state: AppState, config: &HttpConfig) -> Router {
     ops::metrics_handle();
-    let header = axum::http::HeaderName::from_static("x-request-id");
     let idempotent = axum::middleware::from_fn_with_state(state.clone(), idempotency::middleware);
     let routed = Router::new()
         .nest("/api/v1", api::router().route_layer(idempotent))
@@ -87,8 +90,8 @@ pub fn app(state: AppState, config: &HttpConfig) -> Router {
             ops::panic_response,
         ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
-        .layer(PropagateRequestIdLayer::new(header.clone()))
-        .layer(SetRequestIdLayer::new(header, MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state.clone());
     // In front of every layer above: see `sold_out`.
     let front = sold_out::Front {

@@ -63,10 +63,7 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
         ];
         let builder = PrometheusBuilder::new();
         let builder = builder
-            .set_buckets_for_metric(
-                Matcher::Full("http_request_duration_seconds".into()),
-                &buckets,
-            )
+            .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.into()), &buckets)
             .unwrap_or_else(|_| PrometheusBuilder::new());
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
@@ -100,12 +97,24 @@ pub async fn record_metrics(request: Request, next: Next) -> Response {
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
-    let labels = [("method", method), ("route", route), ("status", status)];
-    metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels)
-        .record(started.elapsed().as_secs_f64());
+    record_request(
+        [("method", method), ("route", route), ("status", status)],
+        started,
+    );
     response
 }
+
+/// Counts one request and its latency under `labels` (method, route template, status).
+pub(crate) fn record_request(labels: [(&'static str, String); 3], started: Instant) {
+    let elapsed = started.elapsed().as_secs_f64();
+    metrics::counter!(REQUESTS, &labels).increment(1);
+    metrics::histogram!(REQUEST_DURATION, &labels).record(elapsed);
+}
+
+/// Requests answered, by method, route template and status.
+pub(crate) const REQUESTS: &str = "http_requests_total";
+/// Their latency, by the same labels.
+pub(crate) const REQUEST_DURATION: &str = "http_request_duration_seconds";
 
 /// Answers a request that ran past its time limit.
 pub fn timed_out(_: axum::BoxError) -> TimedOut {

@@ -37,10 +37,7 @@ use uuid::Uuid;
 use crate::error::ApiError;
 use crate::extract::bearer;
 use crate::idempotency::KEY_HEADER;
-use crate::{AppState, ops};
-
-/// The request id header, as the layers in front of the router set it.
-const REQUEST_ID: &str = "x-request-id";
+use crate::{AppState, REQUEST_ID, ops};
 
 /// The largest body looked at here; `{"quantity":1000000}` is 20 bytes.
 const MAX_BODY: usize = 64;
@@ -110,31 +107,33 @@ pub async fn middleware(State(front): State<Front>, request: Request, next: Next
 fn finish(mut response: Response, parts: &Parts, started: Instant) -> Response {
     let id = parts
         .headers
-        .get(REQUEST_ID)
+        .get(&REQUEST_ID)
         .cloned()
         .unwrap_or_else(new_request_id);
     response.headers_mut().insert(REQUEST_ID, id);
-    let elapsed = started.elapsed().as_secs_f64();
     if response.status() == StatusCode::CONFLICT {
-        // The one answer of the flood: its handles are made once.
+        // The one answer of the flood: its handles are made once (the others label anew,
+        // as `ops::record_metrics` does).
         static SOLD_OUT: OnceLock<(metrics::Counter, metrics::Histogram)> = OnceLock::new();
         let (requests, duration) = SOLD_OUT.get_or_init(|| {
             let labels = [("method", "POST"), ("route", ROUTE), ("status", "409")];
             (
-                metrics::counter!("http_requests_total", &labels),
-                metrics::histogram!("http_request_duration_seconds", &labels),
+                metrics::counter!(ops::REQUESTS, &labels),
+                metrics::histogram!(ops::REQUEST_DURATION, &labels),
             )
         });
         requests.increment(1);
-        duration.record(elapsed);
+        duration.record(started.elapsed().as_secs_f64());
     } else {
-        let labels = [
-            ("method", "POST".to_owned()),
-            ("route", ROUTE.to_owned()),
-            ("status", response.status().as_u16().to_string()),
-        ];
-        metrics::counter!("http_requests_total", &labels).increment(1);
-        metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed);
+        let status = response.status().as_u16().to_string();
+        ops::record_request(
+            [
+                ("method", "POST".to_owned()),
+                ("route", ROUTE.to_owned()),
+                ("status", status),
+            ],
+            started,
+        );
     }
     response
 }

@@ -139,6 +139,25 @@ on_both_databases! {
         assert_eq!((tagged.status, &tagged.text), (full.status, &full.text));
         assert_eq!(tagged.header("x-request-id"), Some("flood-1"));
         assert!(counted(&app.get("/metrics", None).await.text) > seen);
+        // In front of the timeout layer it keeps the time limit itself: a body held back
+        // gets the timeout answer, as on the full path.
+        let hasty = emporium_web::app(
+            emporium_web::AppState::new(app.shop.clone()),
+            &emporium_web::HttpConfig { request_timeout: std::time::Duration::from_millis(200), ..Default::default() },
+        );
+        let held_back = Request::post(format!("/api/v1/flash-sales/{id}/reserve"))
+            .header("content-type", "application/json")
+            .header("content-length", 14)
+            .header("authorization", format!("Bearer {bob}"))
+            .body(Body::from_stream(futures::stream::pending::<Result<axum::body::Bytes, std::io::Error>>()))
+            .unwrap();
+        let stopped = tokio::time::timeout(std::time::Duration::from_secs(5), tower::ServiceExt::oneshot(hasty, held_back))
+            .await
+            .expect("answered within the time limit")
+            .unwrap();
+        assert_eq!(stopped.status(), 503);
+        assert!(stopped.headers().contains_key("x-request-id"));
+        assert_eq!(answered(), before + 2, "a held-back body is not answered from memory");
 
         // Whatever the full path would answer otherwise still goes there.
         app.send(raw(None, r#"{"quantity":1}"#, None)).await.assert_problem(401, "authentication_required");
