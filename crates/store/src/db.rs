@@ -207,7 +207,13 @@ async fn connect_sqlite(config: &DbConfig) -> Result<Pools, StoreError> {
         // Pages are read through a shared memory map, not copied in by a system call each:
         // under writes every connection's own page cache starts empty at each transaction
         // (WAL), so without it reads go back to the file again and again.
-        .pragma("mmap_size", SQLITE_MMAP_BYTES.to_string());
+        .pragma("mmap_size", SQLITE_MMAP_BYTES.to_string())
+        // Every request's writes are a savepoint in the writer's batch (see
+        // [`crate::writer`]), and SQLite keeps each page's content from before a savepoint
+        // in a statement journal. By default that journal goes to a temporary file once it
+        // outgrows 64 KiB, and then each page a request changes first costs a write to it;
+        // in memory it is a copy. Sorts and temporary tables stay in memory too.
+        .pragma("temp_store", "memory");
     // The writer fsyncs every commit: an acknowledged response means durable data.
     let write = writer::connect(
         &base.clone().synchronous(SqliteSynchronous::Full),
