@@ -406,7 +406,9 @@ pub async fn variant_facts(db: &Db, variant_ids: &[Uuid]) -> Result<VariantFacts
     if variant_ids.is_empty() {
         return Ok(VariantFacts::default());
     }
-    let (prices, available) = on_pool!(db, p => {
+    // Two reads, each on a connection of its own (as before on the pool: no snapshot
+    // between them is needed, availability is advisory until the engine reserves).
+    let prices: Vec<PriceRow> = on_pool!(db, p => {
         let mut qb = sqlx::QueryBuilder::new(
             "SELECT variant_id, currency, amount_minor, compare_at_minor FROM variant_prices WHERE variant_id IN (",
         );
@@ -415,7 +417,9 @@ pub async fn variant_facts(db: &Db, variant_ids: &[Uuid]) -> Result<VariantFacts
             ids.push_bind(*id);
         }
         qb.push(") ORDER BY variant_id, currency");
-        let prices: Vec<PriceRow> = qb.build_query_as().fetch_all(p).await?;
+        qb.build_query_as().fetch_all(p).await
+    })?;
+    let available: Vec<(Uuid, i64)> = on_pool!(db, p => {
         let mut qb = sqlx::QueryBuilder::new(
             "SELECT variant_id, CAST(SUM(on_hand - reserved) AS BIGINT) FROM stock_levels WHERE variant_id IN (",
         );
@@ -424,8 +428,7 @@ pub async fn variant_facts(db: &Db, variant_ids: &[Uuid]) -> Result<VariantFacts
             ids.push_bind(*id);
         }
         qb.push(") GROUP BY variant_id");
-        let available: Vec<(Uuid, i64)> = qb.build_query_as().fetch_all(p).await?;
-        Ok::<_, sqlx::Error>((prices, available))
+        qb.build_query_as().fetch_all(p).await
     })?;
     Ok(VariantFacts { prices, available })
 }

@@ -11,10 +11,11 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{PgPool, Postgres, SqlitePool, Transaction};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{PgPool, Postgres, Transaction};
 
 use crate::StoreError;
+use crate::readers::Readers;
 use crate::writer::{self, Writer, WriterTx};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
@@ -54,7 +55,7 @@ impl DbConfig {
 
 #[derive(Clone)]
 pub(crate) enum Pools {
-    Sqlite { write: Writer, read: SqlitePool },
+    Sqlite { write: Writer, read: Readers },
     Postgres(PgPool),
 }
 
@@ -134,10 +135,13 @@ impl Db {
     /// (connections open, of which idle) per pool, for metrics.
     pub fn pool_stats(&self) -> Vec<(&'static str, u32, usize)> {
         match &self.pools {
-            Pools::Sqlite { write, read } => vec![
-                ("sqlite_write", 1, usize::from(write.is_idle())),
-                ("sqlite_read", read.size(), read.num_idle()),
-            ],
+            Pools::Sqlite { write, read } => {
+                let (open, idle) = read.stats();
+                vec![
+                    ("sqlite_write", 1, usize::from(write.is_idle())),
+                    ("sqlite_read", open, idle),
+                ]
+            }
             Pools::Postgres(pool) => vec![("postgres", pool.size(), pool.num_idle())],
         }
     }
@@ -220,10 +224,12 @@ async fn connect_sqlite(config: &DbConfig) -> Result<Pools, StoreError> {
         config.sqlite_writer_priority,
     )
     .await?;
-    let read = SqlitePoolOptions::new()
-        .max_connections(config.max_connections.max(1))
-        .connect_with(base.read_only(false).synchronous(SqliteSynchronous::Normal))
-        .await?;
+    // Not sqlx's pool: see [`crate::readers`].
+    let read = Readers::connect(
+        base.read_only(false).synchronous(SqliteSynchronous::Normal),
+        config.max_connections,
+    )
+    .await?;
     Ok(Pools::Sqlite { write, read })
 }
 

@@ -17,6 +17,7 @@ pub mod orders;
 pub mod outbox;
 pub mod payments;
 pub mod pricing;
+mod readers;
 pub mod reservations;
 pub mod search;
 mod shapes;
@@ -27,12 +28,18 @@ pub use db::{Backend, Db, DbConfig, MAX_WRITER_PRIORITY, Tx};
 pub use error::{Constraint, StoreError};
 pub use writes::Writes;
 
-/// Runs `$body` with `$p` bound to the backend's read pool.
+/// Runs `$body` with `$p` bound to a read connection (SQLite) or the pool (PostgreSQL).
 #[macro_export]
 macro_rules! on_pool {
     ($db:expr, $p:ident => $body:expr) => {
         match $db.pools() {
-            $crate::db::Pools::Sqlite { read: $p, .. } => $body,
+            $crate::db::Pools::Sqlite { read, .. } => match read.acquire().await {
+                Ok(mut reader) => match reader.conn() {
+                    Ok($p) => $body,
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            },
             $crate::db::Pools::Postgres($p) => $body,
         }
     };

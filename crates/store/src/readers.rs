@@ -1,0 +1,131 @@
+//! SQLite's read connections: a pool that hands a connection out and takes it back without
+//! talking to it.
+//!
+//! Every SQLite connection of sqlx lives on a thread of its own, and every statement is a
+//! round trip to that thread (two thread switches, which cost more than a point read itself
+//! on a small virtual machine). sqlx's pool adds round trips of its own: a ping when it hands
+//! a connection out (can be turned off) and another one each time a connection comes back
+//! (cannot), to flush what a cancelled query might have left behind. A read connection to a
+//! local file has nothing to flush: sqlx's SQLite thread finishes or abandons a statement
+//! whose caller went away before it takes the next command, and reads never open
+//! transactions. So this pool only counts permits and keeps the idle connections in a list.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{ConnectOptions, Connection, SqliteConnection};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// A fixed number of read connections, opened when first needed.
+#[derive(Clone)]
+pub(crate) struct Readers {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    options: SqliteConnectOptions,
+    /// One permit per connection that may be in use.
+    permits: Arc<Semaphore>,
+    idle: Mutex<Vec<SqliteConnection>>,
+    open: AtomicU32,
+    max: u32,
+}
+
+impl Readers {
+    /// Opens one connection at once (so a wrong path or a locked file shows at start-up).
+    pub(crate) async fn connect(
+        options: SqliteConnectOptions,
+        max: u32,
+    ) -> Result<Self, sqlx::Error> {
+        let max = max.max(1);
+        let first = options.connect().await?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                options,
+                permits: Arc::new(Semaphore::new(max as usize)),
+                idle: Mutex::new(vec![first]),
+                open: AtomicU32::new(1),
+                max,
+            }),
+        })
+    }
+
+    /// An idle connection, or a new one while fewer than the maximum are open; waits
+    /// otherwise.
+    pub(crate) async fn acquire(&self) -> Result<Reader, sqlx::Error> {
+        let permit = self
+            .shared
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| sqlx::Error::PoolClosed)?;
+        let idle = self.shared.idle().pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => {
+                let conn = self.shared.options.connect().await?;
+                self.shared.open.fetch_add(1, Ordering::Relaxed);
+                conn
+            }
+        };
+        Ok(Reader {
+            conn: Some(conn),
+            shared: self.shared.clone(),
+            _permit: permit,
+        })
+    }
+
+    /// Connections open, and of them idle.
+    pub(crate) fn stats(&self) -> (u32, usize) {
+        (
+            self.shared.open.load(Ordering::Relaxed),
+            self.shared.idle().len(),
+        )
+    }
+
+    /// Waits for the connections in use, then closes all of them; later acquires fail.
+    pub(crate) async fn close(&self) {
+        let _ = self.shared.permits.acquire_many(self.shared.max).await;
+        self.shared.permits.close();
+        let idle = std::mem::take(&mut *self.shared.idle());
+        for conn in idle {
+            self.shared.open.fetch_sub(1, Ordering::Relaxed);
+            let _ = conn.close().await;
+        }
+    }
+}
+
+impl Shared {
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<SqliteConnection>> {
+        // The list stays consistent whatever panicked while it was held.
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A read connection, back in the pool when dropped.
+pub(crate) struct Reader {
+    conn: Option<SqliteConnection>,
+    shared: Arc<Shared>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Reader {
+    /// The connection (only a dropped reader has none).
+    pub(crate) fn conn(&mut self) -> Result<&mut SqliteConnection, sqlx::Error> {
+        self.conn.as_mut().ok_or(sqlx::Error::PoolClosed)
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            // Pushed back before the permit goes, so whoever gets the permit finds it.
+            self.shared.idle().push(conn);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
