@@ -12,10 +12,14 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection, SqliteConnection};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// How long a read waits for a connection when all are in use.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A fixed number of read connections, opened when first needed.
 #[derive(Clone)]
@@ -52,15 +56,14 @@ impl Readers {
     }
 
     /// An idle connection, or a new one while fewer than the maximum are open; waits
-    /// otherwise.
+    /// otherwise, for at most [`ACQUIRE_TIMEOUT`] (like sqlx's pool, an error then rather
+    /// than a request that hangs).
     pub(crate) async fn acquire(&self) -> Result<Reader, sqlx::Error> {
-        let permit = self
-            .shared
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| sqlx::Error::PoolClosed)?;
+        let permit =
+            tokio::time::timeout(ACQUIRE_TIMEOUT, self.shared.permits.clone().acquire_owned())
+                .await
+                .map_err(|_| sqlx::Error::PoolTimedOut)?
+                .map_err(|_| sqlx::Error::PoolClosed)?;
         let idle = self.shared.idle().pop();
         let conn = match idle {
             Some(conn) => conn,
