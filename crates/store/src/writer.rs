@@ -304,15 +304,43 @@ async fn run_to_completion<T: Send + 'static>(
 /// How often the checkpointer copies committed WAL frames into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
+/// WAL frames (pages of 4 KiB) after which the checkpointer restarts the WAL from its
+/// beginning: about 64 MiB.
+const RESTART_AFTER_FRAMES: i64 = 16_384;
+
+/// How long a WAL restart waits for readers still on older snapshots before it gives up
+/// until the next round; the writer's lock is held meanwhile.
+const RESTART_WAITS_FOR_READERS: Duration = Duration::from_millis(10);
+
 /// Opens the writer connection, and starts the checkpointer.
 ///
 /// The writer does not checkpoint (`wal_autocheckpoint=0`): a checkpoint copies pages and
 /// fsyncs the database file, and doing that inside a COMMIT stalls every request waiting for
 /// the batch. A background connection checkpoints instead (`PASSIVE`: it never blocks the
 /// writer or readers), a few times a second while there are new commits.
+///
+/// A passive checkpoint never makes the WAL shorter: SQLite starts writing at the WAL's
+/// beginning again only when a write transaction begins while every frame has been copied
+/// and no reader is looking at an older snapshot, which under a steady stream of batches and
+/// reads practically never happens (a checkout bench grew the WAL by some 80 MB/s, to
+/// hundreds of MB). A long WAL makes every reader's page lookup (its index in shared memory)
+/// and the writer's fsyncs (the file's size changes with every commit) dearer. So once a
+/// passive checkpoint reports [`RESTART_AFTER_FRAMES`] frames in the WAL, the checkpointer
+/// takes the writer's lock between two batches and runs `wal_checkpoint(RESTART)`, waiting
+/// at most [`RESTART_WAITS_FOR_READERS`] for readers (a long report must not stall writes;
+/// it is tried again next round).
 pub(crate) async fn connect(
     options: &sqlx::sqlite::SqliteConnectOptions,
     priority: Option<u8>,
+) -> Result<Writer, StoreError> {
+    connect_restarting_after(options, priority, RESTART_AFTER_FRAMES).await
+}
+
+/// [`connect`], restarting the WAL after `restart_after` frames.
+pub(crate) async fn connect_restarting_after(
+    options: &sqlx::sqlite::SqliteConnectOptions,
+    priority: Option<u8>,
+    restart_after: i64,
 ) -> Result<Writer, StoreError> {
     let mut conn = match priority {
         Some(priority) => connect_raised(options, priority).await?,
@@ -321,13 +349,16 @@ pub(crate) async fn connect(
     sqlx::query("PRAGMA wal_autocheckpoint = 0")
         .execute(&mut conn)
         .await?;
-    let checkpointer = SqliteConnection::connect_with(options).await?;
+    let checkpointer =
+        SqliteConnection::connect_with(&options.clone().busy_timeout(RESTART_WAITS_FOR_READERS))
+            .await?;
     let writer = Writer::new(conn);
     let batches = writer.state.lock().await.batches.clone();
     tokio::spawn(checkpoint(
         Arc::downgrade(&writer.state),
         batches,
         checkpointer,
+        restart_after,
     ));
     Ok(writer)
 }
@@ -380,6 +411,7 @@ async fn checkpoint(
     writer: std::sync::Weak<Mutex<State>>,
     batches: Arc<AtomicU64>,
     mut conn: SqliteConnection,
+    restart_after: i64,
 ) {
     let mut done = 0;
     while writer.strong_count() > 0 {
@@ -389,14 +421,44 @@ async fn checkpoint(
             continue;
         }
         done = committed;
-        if let Err(err) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&mut conn)
-            .await
-        {
-            tracing::warn!(error = %err, "WAL checkpoint failed");
+        // (busy, frames in the WAL, frames copied into the database file)
+        let passive: Result<(i64, i64, i64), _> = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(&mut conn)
+            .await;
+        match passive {
+            Ok((_, frames, _)) if frames >= restart_after => {
+                let Some(state) = writer.upgrade() else {
+                    break;
+                };
+                restart_wal(state, &mut conn, frames).await;
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "WAL checkpoint failed"),
         }
     }
     let _ = conn.close().await;
+}
+
+/// Copies what is left of the WAL and has the next batch write it from its beginning; see
+/// [`connect`]. Holds the writer's lock (after committing the open batch), so no batch is
+/// writing meanwhile.
+async fn restart_wal(state: Arc<Mutex<State>>, conn: &mut SqliteConnection, frames: i64) {
+    let mut state = state.lock_owned().await;
+    state.flush().await;
+    let started = std::time::Instant::now();
+    let restart: Result<(i64, i64, i64), _> = sqlx::query_as("PRAGMA wal_checkpoint(RESTART)")
+        .fetch_one(&mut *conn)
+        .await;
+    drop(state);
+    match restart {
+        Ok((0, _, _)) => {
+            metrics::counter!("emporium_sqlite_wal_restarts_total").increment(1);
+            tracing::debug!(frames, took = ?started.elapsed(), "WAL restarted");
+        }
+        // Readers on older snapshots did not finish in time: next round.
+        Ok(_) => tracing::debug!(frames, "WAL restart put off by readers"),
+        Err(err) => tracing::warn!(error = %err, "WAL restart failed"),
+    }
 }
 
 #[cfg(test)]
