@@ -117,12 +117,7 @@ impl Writer {
     /// Exclusive use of the connection outside any batch (migrations); commits a pending one.
     pub(crate) async fn exclusive(&self) -> Result<OwnedMutexGuard<State>, StoreError> {
         let state = self.state.clone();
-        run_to_completion(async move {
-            let mut state = state.lock_owned().await;
-            state.flush().await;
-            Ok(state)
-        })
-        .await
+        run_to_completion(async move { Ok(State::lock_between_batches(state).await) }).await
     }
 
     /// Whether nobody holds the connection right now (for pool metrics).
@@ -156,6 +151,13 @@ impl Writer {
 }
 
 impl State {
+    /// The connection with no batch open: the pending one committed first.
+    async fn lock_between_batches(state: Arc<Mutex<State>>) -> OwnedMutexGuard<State> {
+        let mut state = state.lock_owned().await;
+        state.flush().await;
+        state
+    }
+
     pub(crate) fn conn(&mut self) -> &mut SqliteConnection {
         &mut self.conn
     }
@@ -443,8 +445,7 @@ async fn checkpoint(
 /// [`connect`]. Holds the writer's lock (after committing the open batch), so no batch is
 /// writing meanwhile.
 async fn restart_wal(state: Arc<Mutex<State>>, conn: &mut SqliteConnection, frames: i64) {
-    let mut state = state.lock_owned().await;
-    state.flush().await;
+    let state = State::lock_between_batches(state).await;
     let started = std::time::Instant::now();
     let restart: Result<(i64, i64, i64), _> = sqlx::query_as("PRAGMA wal_checkpoint(RESTART)")
         .fetch_one(&mut *conn)

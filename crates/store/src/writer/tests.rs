@@ -343,3 +343,50 @@ async fn without_restarts_the_same_load_grows_the_wal() {
         "the WAL is {wal} bytes for {written} written"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reader_on_an_old_snapshot_does_not_stall_writes_while_the_wal_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.db");
+    let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+        .unwrap()
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal);
+    // Restarts are due after every round of writes below.
+    let writer = connect_restarting_after(&options, None, 8).await.unwrap();
+    sqlx::query("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+        .execute(writer.exclusive().await.unwrap().conn())
+        .await
+        .unwrap();
+    // A long report: a read transaction kept open on the snapshot of its first read. A
+    // restart waits for it up to its limit, each round, with the writer's lock held.
+    let mut report = SqliteConnection::connect_with(&options).await.unwrap();
+    sqlx::raw_sql("BEGIN; SELECT COUNT(*) FROM t")
+        .execute(&mut report)
+        .await
+        .unwrap();
+    let held_until = std::time::Instant::now() + Duration::from_millis(1500);
+    let mut slowest = Duration::ZERO;
+    let mut k = 0;
+    while std::time::Instant::now() < held_until {
+        let started = std::time::Instant::now();
+        let mut tx = writer.begin().await.unwrap();
+        sqlx::query("INSERT INTO t (k, v) VALUES (?, hex(randomblob(2000)))")
+            .bind(k)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        slowest = slowest.max(started.elapsed());
+        k += 1;
+    }
+    sqlx::raw_sql("COMMIT").execute(&mut report).await.unwrap();
+    assert!(k > 50, "only {k} writes in 1.5 s");
+    // The busy timeout of the database is 5 s; waiting that long for the report would stall
+    // the writes for as long as the report stays open.
+    assert!(
+        slowest < Duration::from_millis(500),
+        "a write waited {slowest:?} behind a restart"
+    );
+}
