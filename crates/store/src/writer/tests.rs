@@ -324,23 +324,23 @@ async fn steady_load(restart_after: i64, seconds: f64) -> (u64, u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_wal_starts_over_under_steady_writes_and_reads() {
+    // Against the same load without restarts, in the same test: how often a restart gets
+    // its readers within its limit depends on how busy the machine is (other tests run
+    // alongside), so a bound on the WAL alone would be flaky. With restarts the WAL peaks at
+    // a few rounds' writes; without, SQLite alone never starts it over and it holds them all.
     let (written, wal) = steady_load(256, 2.0).await;
-    assert!(written > 2 << 20, "only {written} bytes written");
-    eprintln!("WAL {wal} bytes for {written} written");
-    assert!(
-        wal < written / 3,
-        "the WAL grew to {wal} bytes for {written} written"
+    let (written_without, wal_without) = steady_load(i64::MAX, 2.0).await;
+    eprintln!(
+        "WAL {wal} bytes for {written} written; without restarts {wal_without} for {written_without}"
     );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn without_restarts_the_same_load_grows_the_wal() {
-    // What the test above guards against: SQLite alone does not start the WAL over.
-    let (written, wal) = steady_load(i64::MAX, 2.0).await;
-    eprintln!("WAL {wal} bytes for {written} written");
+    assert!(written > 2 << 20, "only {written} bytes written");
     assert!(
-        wal > written / 2,
-        "the WAL is {wal} bytes for {written} written"
+        wal_without > written_without / 2,
+        "without restarts the WAL is {wal_without} bytes for {written_without} written"
+    );
+    assert!(
+        wal * 2 < wal_without,
+        "the WAL grew to {wal} bytes for {written} written, {wal_without} without restarts"
     );
 }
 
