@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::reads::Reads;
 use crate::{Db, StoreError, Tx, Writes, on_pool, on_tx, shapes, values};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -34,22 +35,28 @@ pub struct CartItemRow {
 }
 
 pub async fn insert_cart(tx: &mut Tx, c: &CartRow) -> Result<(), StoreError> {
-    on_tx!(tx, conn => sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO carts ({CART_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-    )))
-    .bind(c.user_id)
-    .bind(c.id)
-    .bind(&c.token_hash)
-    .bind(&c.status)
-    .bind(&c.currency)
-    .bind(c.fx_rate_e9)
-    .bind(c.prices_locked_until)
-    .bind(&c.coupon_codes)
-    .bind(c.created_at)
-    .bind(c.updated_at)
-    .execute(conn)
-    .await
-    .map(|r| r.rows_affected()))?;
+    // Through `Writes`: as a transaction's first statement it takes one round trip.
+    let mut w = Writes::new();
+    w.push_expect(
+        1,
+        "cart inserted",
+        format!(
+            "INSERT INTO carts ({CART_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        ),
+        values![
+            c.user_id,
+            c.id,
+            &c.token_hash,
+            &c.status,
+            &c.currency,
+            c.fx_rate_e9,
+            c.prices_locked_until,
+            &c.coupon_codes,
+            c.created_at,
+            c.updated_at,
+        ],
+    );
+    w.run(tx).await?;
     Ok(())
 }
 
@@ -78,6 +85,34 @@ pub async fn lock_cart(tx: &mut Tx, id: Uuid) -> Result<Option<CartRow>, StoreEr
     .bind(id)
     .fetch_optional(c)
     .await)?)
+}
+
+/// A cart by id, locked, with its lines: one round trip on SQLite.
+pub async fn lock_cart_with_items(
+    tx: &mut Tx,
+    id: Uuid,
+) -> Result<Option<(CartRow, Vec<CartItemRow>)>, StoreError> {
+    let lock = if tx.backend() == crate::Backend::Postgres {
+        " FOR UPDATE"
+    } else {
+        ""
+    };
+    let mut reads = Reads::new();
+    let cart = reads.push(
+        format!("SELECT {CART_COLUMNS} FROM carts WHERE id = $1{lock}"),
+        values![id],
+    );
+    let items = reads.push(
+        "SELECT user_id, cart_id, id, variant_id, quantity, unit_price_minor, created_at \
+         FROM cart_items WHERE user_id = (SELECT user_id FROM carts WHERE id = $1) AND cart_id = $1 \
+         ORDER BY id",
+        values![id],
+    );
+    let rows = reads.run(tx).await?;
+    rows.decode::<CartRow>(cart)?
+        .pop()
+        .map(|cart| rows.decode(items).map(|items| (cart, items)))
+        .transpose()
 }
 
 /// The customer's newest open cart.

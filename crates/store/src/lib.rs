@@ -18,6 +18,7 @@ pub mod outbox;
 pub mod payments;
 pub mod pricing;
 mod readers;
+pub mod reads;
 pub mod reservations;
 pub mod search;
 mod shapes;
@@ -45,13 +46,15 @@ macro_rules! on_pool {
     };
 }
 
-/// Runs `$body` with `$c` bound to the transaction's connection (`&mut *Connection`).
+/// Runs `$body` with `$c` bound to the transaction's connection (`&mut *Connection`); on
+/// SQLite the transaction's savepoint is opened first if this is its first statement (so the
+/// enclosing function returns `Result<_, StoreError>` or an error made from one).
 #[macro_export]
 macro_rules! on_tx {
     ($tx:expr, $c:ident => $body:expr) => {
         match $tx.inner() {
             $crate::db::TxInner::Sqlite($c) => {
-                let $c = &mut **$c;
+                let $c = $c.conn().await?;
                 $body
             }
             $crate::db::TxInner::Postgres($c) => {

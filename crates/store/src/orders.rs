@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 pub use crate::outbox::Json;
+use crate::reads::Reads;
 use crate::{Backend, Db, StoreError, Tx, Writes, on_pool, on_tx, values};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -189,18 +190,19 @@ pub async fn find_order_by_id(db: &Db, id: Uuid) -> Result<Option<OrderRow>, Sto
 /// The order, locked for a change of state (PostgreSQL `FOR UPDATE`; SQLite's writer
 /// already serializes).
 pub async fn lock_order(tx: &mut Tx, user: Uuid, id: Uuid) -> Result<Option<OrderRow>, StoreError> {
-    let lock = if tx.backend() == Backend::Postgres {
+    let mut reads = Reads::new();
+    let order = reads.push(lock_order_sql(tx.backend(), "$2"), values![user, id]);
+    Ok(reads.run(tx).await?.decode(order)?.pop())
+}
+
+/// [`lock_order`]'s statement for the order of user `$1` whose id `id_sql` gives.
+pub(crate) fn lock_order_sql(backend: Backend, id_sql: &str) -> String {
+    let lock = if backend == Backend::Postgres {
         " FOR UPDATE"
     } else {
         ""
     };
-    Ok(on_tx!(tx, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND id = $2{lock}"
-    )))
-    .bind(user)
-    .bind(id)
-    .fetch_optional(c)
-    .await)?)
+    format!("SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND id = {id_sql}{lock}")
 }
 
 /// Moves an order from `from` to `to`; false when it was no longer in `from`.

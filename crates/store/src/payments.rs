@@ -3,6 +3,9 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::orders::OrderRow;
+use crate::reads::Reads;
+use crate::reservations::{LineRow, ReservationRow};
 use crate::{Backend, Db, StoreError, Tx, Writes, on_pool, on_tx, values};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -81,17 +84,60 @@ pub async fn lock_payment(
     user: Uuid,
     id: Uuid,
 ) -> Result<Option<PaymentRow>, StoreError> {
-    let lock = if tx.backend() == Backend::Postgres {
+    let mut reads = Reads::new();
+    let payment = reads.push(lock_payment_sql(tx.backend()), values![user, id]);
+    Ok(reads.run(tx).await?.decode(payment)?.pop())
+}
+
+fn lock_payment_sql(backend: Backend) -> String {
+    let lock = if backend == Backend::Postgres {
         " FOR UPDATE"
     } else {
         ""
     };
-    Ok(on_tx!(tx, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {PAYMENT_COLUMNS} FROM payments WHERE user_id = $1 AND id = $2{lock}"
-    )))
-    .bind(user).bind(id)
-    .fetch_optional(c)
-    .await)?)
+    format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE user_id = $1 AND id = $2{lock}")
+}
+
+/// A payment with its order and the order's reservation, locked in that order.
+#[derive(Debug, Clone)]
+pub struct PaymentWithOrder {
+    pub payment: PaymentRow,
+    pub order: Option<OrderRow>,
+    pub reservation: Option<(ReservationRow, Vec<LineRow>)>,
+}
+
+/// [`lock_payment`], and with it what applying the provider's answer may change: its order
+/// and the order's reservation. One round trip on SQLite, where it is a write
+/// transaction's first and often only read.
+pub async fn lock_payment_with_order(
+    tx: &mut Tx,
+    user: Uuid,
+    id: Uuid,
+) -> Result<Option<PaymentWithOrder>, StoreError> {
+    let backend = tx.backend();
+    let order_id = "(SELECT order_id FROM payments WHERE user_id = $1 AND id = $2)";
+    let mut reads = Reads::new();
+    let payment = reads.push(lock_payment_sql(backend), values![user, id]);
+    let order = reads.push(
+        crate::orders::lock_order_sql(backend, order_id),
+        values![user, id],
+    );
+    let reservation = reads.push(
+        crate::reservations::lock_reservation_sql(
+            backend,
+            &format!("(SELECT reservation_id FROM orders WHERE user_id = $1 AND id = {order_id})"),
+        ),
+        values![user, id],
+    );
+    let rows = reads.run(tx).await?;
+    let Some(payment) = rows.decode::<PaymentRow>(payment)?.pop() else {
+        return Ok(None);
+    };
+    Ok(Some(PaymentWithOrder {
+        payment,
+        order: rows.decode(order)?.pop(),
+        reservation: crate::reservations::read_locked(&rows, reservation)?,
+    }))
 }
 
 pub async fn payments_of_order(

@@ -8,6 +8,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::reads::{Reads, Rows};
 use crate::{Backend, Db, StoreError, Tx, Writes, on_pool, on_tx, shapes, values};
 
 pub mod batch;
@@ -223,19 +224,33 @@ pub async fn lock_reservation(
     user: Uuid,
     id: Uuid,
 ) -> Result<Option<(ReservationRow, Vec<LineRow>)>, StoreError> {
-    // One round trip: the reservation's columns come with each of its lines.
-    let lock = if tx.backend() == Backend::Postgres {
+    let mut reads = Reads::new();
+    let locked = reads.push(lock_reservation_sql(tx.backend(), "$2"), values![user, id]);
+    read_locked(&reads.run(tx).await?, locked)
+}
+
+/// [`lock_reservation`]'s statement for the reservation of user `$1` whose id `id_sql`
+/// gives: one round trip, the reservation's columns come with each of its lines.
+pub(crate) fn lock_reservation_sql(backend: Backend, id_sql: &str) -> String {
+    let lock = if backend == Backend::Postgres {
         " FOR UPDATE OF r"
     } else {
         ""
     };
-    let sql = format!(
+    format!(
         "SELECT r.user_id, r.id, r.status, r.flash_sale_id, r.expires_at, r.created_at, r.updated_at, \
          l.reservation_id, l.variant_id, l.location_id, l.quantity, l.unit_price_minor, l.currency \
          FROM reservations r JOIN reservation_lines l ON l.user_id = r.user_id AND l.reservation_id = r.id \
-         WHERE r.user_id = $1 AND r.id = $2 ORDER BY l.variant_id, l.location_id{lock}"
-    );
-    let rows: Vec<ReservationWithLine> = on_tx!(tx, c => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(user).bind(id).fetch_all(c).await)?;
+         WHERE r.user_id = $1 AND r.id = {id_sql} ORDER BY l.variant_id, l.location_id{lock}"
+    )
+}
+
+/// The reservation and its lines from the rows of [`lock_reservation_sql`], statement `i`.
+pub(crate) fn read_locked(
+    rows: &Rows,
+    i: usize,
+) -> Result<Option<(ReservationRow, Vec<LineRow>)>, StoreError> {
+    let rows: Vec<ReservationWithLine> = rows.decode(i)?;
     let Some(first) = rows.first() else {
         return Ok(None);
     };

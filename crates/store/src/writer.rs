@@ -14,7 +14,6 @@
 //! outer transaction itself is lost (an I/O error, a failed COMMIT), every request waiting
 //! for it gets an error: none of them was acknowledged.
 
-use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -74,27 +73,17 @@ impl Writer {
 
     /// Joins the open batch (or opens one) with a savepoint of its own.
     ///
-    /// The steps on the connection run in a task of their own, so a caller that is cancelled
-    /// half-way (a request timeout) cannot leave the batch in a state nobody knows about: the
-    /// task finishes, and a `WriterTx` nobody receives is dropped, which rolls it back.
+    /// Only the lock is taken here: the savepoint opens with the transaction's first
+    /// statement, in the same round trip where the caller allows it (see [`WriterTx::run`]).
+    /// Waiting for the lock can be cancelled at any point without leaving anything behind.
     pub(crate) async fn begin(&self) -> Result<WriterTx, StoreError> {
-        let writer = self.clone();
-        run_to_completion(async move {
-            let mut state = writer.state.clone().lock_owned().await;
-            let opening = !state.open;
-            state.enter().await?;
-            if opening {
-                // Every batch gets its committer at once, queued behind the requests that
-                // are already waiting: they join this batch, later ones the next.
-                writer.queue_commit(&mut state);
-            }
-            Ok(WriterTx {
-                state,
-                writer,
-                solo: false,
-            })
+        let state = self.state.clone().lock_owned().await;
+        Ok(WriterTx {
+            state: Some(state),
+            writer: self.clone(),
+            solo: false,
+            opened: false,
         })
-        .await
     }
 
     /// A transaction of its own with its own COMMIT (and fsync), not shared with others:
@@ -106,9 +95,10 @@ impl Writer {
             state.flush().await;
             state.enter().await?;
             Ok(WriterTx {
-                state,
+                state: Some(state),
                 writer,
                 solo: true,
+                opened: true,
             })
         })
         .await
@@ -169,6 +159,18 @@ impl State {
             Savepoint::Open => "ROLLBACK TO tx; RELEASE tx; ",
             Savepoint::Committed => "RELEASE tx; ",
         }
+    }
+
+    /// The statements that open a transaction's savepoint: the last holder's settled, and
+    /// the batch begun first when none is open.
+    fn opening(&self) -> Opening {
+        let (sql, statements) = match (self.open, self.savepoint) {
+            (false, _) => ("BEGIN IMMEDIATE; SAVEPOINT tx; ", 2),
+            (true, Savepoint::None) => ("SAVEPOINT tx; ", 1),
+            (true, Savepoint::Open) => ("ROLLBACK TO tx; RELEASE tx; SAVEPOINT tx; ", 3),
+            (true, Savepoint::Committed) => ("RELEASE tx; SAVEPOINT tx; ", 2),
+        };
+        Opening { sql, statements }
     }
 
     /// Settles the last holder's savepoint and opens a new one, opening the batch first if
@@ -236,33 +238,144 @@ impl State {
     }
 }
 
-/// One request's write transaction: a savepoint in the writer's open batch. Derefs to the
-/// connection, so queries run on it like on any SQLite transaction.
+/// The statements that open a transaction's savepoint, to be sent ahead of its first
+/// statement in the same round trip (see [`WriterTx::run`]); empty once it is open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Opening {
+    /// SQL ending in `; `, or empty.
+    pub(crate) sql: &'static str,
+    /// How many statements `sql` holds (each has a result of its own).
+    pub(crate) statements: usize,
+}
+
+impl Opening {
+    const OPEN: Opening = Opening {
+        sql: "",
+        statements: 0,
+    };
+}
+
+/// A statement of the connection's work for `WriterTx::run`, borrowing the connection.
+pub(crate) type Work<T> = Box<
+    dyn for<'c> FnOnce(
+            &'c mut SqliteConnection,
+            Opening,
+        ) -> futures::future::BoxFuture<'c, Result<T, sqlx::Error>>
+        + Send,
+>;
+
+/// One request's write transaction: a savepoint in the writer's open batch, opened with its
+/// first statement.
+///
+/// Every statement is a round trip to the connection's thread, and the lock is held for all
+/// of them, so the statements that open the savepoint (and settle the last holder's) go
+/// together with the transaction's first one when the caller can send several at once
+/// ([`WriterTx::run`]), and in a round trip of their own otherwise ([`WriterTx::conn`]).
 ///
 /// Dropped without [`WriterTx::commit`], it leaves its savepoint open, and the next holder
-/// of the connection rolls it back.
+/// of the connection rolls it back; dropped before its first statement, it leaves nothing.
 pub(crate) struct WriterTx {
-    state: OwnedMutexGuard<State>,
+    /// Away only while the first statement runs in a task of its own.
+    state: Option<OwnedMutexGuard<State>>,
     writer: Writer,
     /// Commits alone, at once (see [`Writer::begin_solo`]).
     solo: bool,
+    /// The savepoint is open.
+    opened: bool,
 }
 
 impl WriterTx {
-    /// Hands the savepoint to the batch and waits until the batch is durable.
+    /// The connection, with this transaction's savepoint open (a round trip of its own the
+    /// first time).
+    pub(crate) async fn conn(&mut self) -> Result<&mut SqliteConnection, StoreError> {
+        if !self.opened {
+            self.run(Box::new(|conn, opening| {
+                Box::pin(async move {
+                    sqlx::raw_sql(opening.sql).execute(conn).await?;
+                    Ok(())
+                })
+            }))
+            .await?;
+        }
+        Ok(&mut self.state()?.conn)
+    }
+
+    /// Runs `work` as the transaction's next statements. Before its first statement, `work`
+    /// is given the [`Opening`] to send ahead of its own statements in the same round trip
+    /// (and must send it, before anything else).
+    ///
+    /// The first statement runs in a task of its own, like [`Writer::begin_solo`], so that
+    /// a caller cancelled half-way cannot leave the batch in a state nobody knows about.
+    /// When it fails, whether the opening ran is told by the error: a constraint or a row
+    /// that does not decode comes from the caller's statements, after the opening; anything
+    /// else (an I/O error, a savepoint SQLite does not know) might have come from the
+    /// opening, and then the batch is given up (its waiters get an error, none of them was
+    /// acknowledged) rather than guessed at.
+    pub(crate) async fn run<T: Send + 'static>(&mut self, work: Work<T>) -> Result<T, StoreError> {
+        if self.opened {
+            let state = self.state()?;
+            return Ok(work(&mut state.conn, Opening::OPEN).await?);
+        }
+        let mut state = self.state.take().ok_or_else(gone)?;
+        let writer = self.writer.clone();
+        let joined = tokio::spawn(async move {
+            let opening = state.opening();
+            let begins = !state.open;
+            let result = work(&mut state.conn, opening).await;
+            let opened = match &result {
+                Ok(_) => true,
+                Err(err) if ran_past_opening(err) => true,
+                Err(err) => {
+                    state.fail(format!("opening a savepoint: {err}")).await;
+                    false
+                }
+            };
+            if opened {
+                state.open = true;
+                state.savepoint = Savepoint::Open;
+                if begins {
+                    // Every batch gets its committer at once, queued behind the requests
+                    // that are already waiting: they join this batch, later ones the next.
+                    writer.queue_commit(&mut state);
+                }
+            }
+            (state, opened, result)
+        })
+        .await;
+        match joined {
+            Ok((state, opened, result)) => {
+                self.state = Some(state);
+                self.opened = opened;
+                Ok(result?)
+            }
+            Err(e) => Err(StoreError::Batch(format!("the writer task failed: {e}"))),
+        }
+    }
+
+    fn state(&mut self) -> Result<&mut OwnedMutexGuard<State>, StoreError> {
+        self.state.as_mut().ok_or_else(gone)
+    }
+
+    /// Hands the savepoint to the batch and waits until the batch is durable. A transaction
+    /// that never ran a statement has nothing to wait for.
     pub(crate) async fn commit(self) -> Result<(), StoreError> {
         let WriterTx {
-            mut state,
+            state,
             writer,
             solo,
+            opened,
         } = self;
+        let mut state = state.ok_or_else(gone)?;
+        if !opened {
+            return Ok(());
+        }
         // No statement runs here (the next holder or the COMMIT releases the savepoint), so
         // nothing can be cut off half-way: the waiter is registered before the lock goes.
         state.savepoint = Savepoint::Committed;
         let (sender, receiver) = oneshot::channel();
         state.waiting.push(sender);
         if solo {
-            // Like `begin`: the COMMIT finishes even if the caller stops waiting.
+            // Like `begin_solo`: the COMMIT finishes even if the caller stops waiting.
             run_to_completion(async move {
                 state.flush().await;
                 Ok(())
@@ -280,17 +393,28 @@ impl WriterTx {
     }
 }
 
-impl Deref for WriterTx {
-    type Target = SqliteConnection;
-
-    fn deref(&self) -> &SqliteConnection {
-        &self.state.conn
-    }
+fn gone() -> StoreError {
+    StoreError::Batch("the transaction's connection was lost".into())
 }
 
-impl DerefMut for WriterTx {
-    fn deref_mut(&mut self) -> &mut SqliteConnection {
-        &mut self.state.conn
+/// Whether a failed first statement got past the opening sent ahead of it: only the
+/// caller's own statements can break a constraint or return rows.
+fn ran_past_opening(err: &sqlx::Error) -> bool {
+    use sqlx::error::ErrorKind;
+    match err {
+        sqlx::Error::Database(db) => matches!(
+            db.kind(),
+            ErrorKind::UniqueViolation
+                | ErrorKind::ForeignKeyViolation
+                | ErrorKind::NotNullViolation
+                | ErrorKind::CheckViolation
+        ),
+        sqlx::Error::RowNotFound
+        | sqlx::Error::ColumnNotFound(_)
+        | sqlx::Error::ColumnIndexOutOfBounds { .. }
+        | sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::Decode(_) => true,
+        _ => false,
     }
 }
 

@@ -24,6 +24,7 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::db::TxInner;
+use crate::writer::Opening;
 use crate::{StoreError, Tx};
 
 /// A parameter value of a queued statement.
@@ -35,6 +36,7 @@ pub enum Value {
     Int32(i32),
     Bool(bool),
     Text(String),
+    Bytes(Vec<u8>),
     OptText(Option<String>),
     Time(DateTime<Utc>),
     OptTime(Option<DateTime<Utc>>),
@@ -60,6 +62,7 @@ value_from! {
     String => Text,
     &str => Text(str::to_owned),
     &String => Text(String::clone),
+    &Vec<u8> => Bytes(Vec::clone),
     Option<String> => OptText,
     &Option<String> => OptText(Option::clone),
     DateTime<Utc> => Time,
@@ -129,12 +132,19 @@ impl Writes {
         if self.statements.is_empty() {
             return Ok(Vec::new());
         }
+        let expected: Vec<_> = self.statements.iter().map(|s| s.expect).collect();
         let counts = match tx.inner() {
-            TxInner::Sqlite(c) => run_sqlite(&self.statements, c).await?,
+            TxInner::Sqlite(c) => {
+                let statements = self.statements;
+                c.run(Box::new(move |conn, opening| {
+                    Box::pin(run_sqlite(statements, opening, conn))
+                }))
+                .await?
+            }
             TxInner::Postgres(c) => run_postgres(&self.statements, c).await?,
         };
-        for (s, n) in self.statements.iter().zip(&counts) {
-            if let Some((rows, what)) = s.expect
+        for (expect, n) in expected.into_iter().zip(&counts) {
+            if let Some((rows, what)) = expect
                 && *n != rows
             {
                 return Err(StoreError::Unexpected(format!(
@@ -147,21 +157,23 @@ impl Writes {
 }
 
 /// One multi-statement query: SQLite binds `$n` by its number across the whole text, so each
-/// statement's parameters are shifted past those of the statements before it.
+/// statement's parameters are shifted past those of the statements before it. The
+/// transaction's `opening` (when these are its first statements) goes first.
 async fn run_sqlite(
-    statements: &[Statement],
+    statements: Vec<Statement>,
+    opening: Opening,
     conn: &mut sqlx::SqliteConnection,
-) -> Result<Vec<u64>, StoreError> {
+) -> Result<Vec<u64>, sqlx::Error> {
     use futures::TryStreamExt;
-    let mut sql = String::new();
+    let mut sql = String::from(opening.sql);
     let mut offset = 0;
-    for s in statements {
+    for s in &statements {
         sql.push_str(&renumber(&s.sql, offset));
         sql.push_str(";\n");
         offset += s.values.len();
     }
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for s in statements {
+    for s in &statements {
         for v in &s.values {
             query = bind(query, v);
         }
@@ -175,14 +187,14 @@ async fn run_sqlite(
         .map_ok(|r| r.rows_affected())
         .try_collect()
         .await?;
-    if counts.len() != statements.len() {
-        return Err(StoreError::Unexpected(format!(
+    if counts.len() != opening.statements + statements.len() {
+        return Err(sqlx::Error::Protocol(format!(
             "{} results for {} statements",
             counts.len(),
-            statements.len()
+            opening.statements + statements.len()
         )));
     }
-    Ok(counts)
+    Ok(counts[opening.statements..].to_vec())
 }
 
 /// One statement: each queued statement becomes a data-modifying CTE that returns a row per
@@ -231,7 +243,7 @@ async fn run_postgres(
         .collect()
 }
 
-fn bind<'q, DB>(
+pub(crate) fn bind<'q, DB>(
     query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>,
     v: &Value,
 ) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>
@@ -245,6 +257,7 @@ where
     i32: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Vec<u8>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     DateTime<Utc>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     Json<serde_json::Value>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
@@ -255,6 +268,7 @@ where
         Value::Int32(x) => query.bind(x),
         Value::Bool(x) => query.bind(x),
         Value::Text(x) => query.bind(x),
+        Value::Bytes(x) => query.bind(x),
         Value::OptText(x) => query.bind(x),
         Value::Time(x) => query.bind(x),
         Value::OptTime(x) => query.bind(x),
@@ -263,7 +277,7 @@ where
 }
 
 /// `sql` with every `$n` turned into `$(n + offset)`.
-fn renumber(sql: &str, offset: usize) -> Cow<'_, str> {
+pub(crate) fn renumber(sql: &str, offset: usize) -> Cow<'_, str> {
     if offset == 0 {
         return Cow::Borrowed(sql);
     }

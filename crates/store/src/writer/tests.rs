@@ -34,12 +34,27 @@ async fn keys(reader: &sqlx::SqlitePool) -> Vec<i64> {
         .unwrap()
 }
 
-async fn insert(tx: &mut WriterTx, k: i64) -> Result<(), sqlx::Error> {
+async fn insert(tx: &mut WriterTx, k: i64) -> Result<(), StoreError> {
     sqlx::query("INSERT INTO t (k, v) VALUES (?, 'x')")
         .bind(k)
-        .execute(&mut **tx)
-        .await
-        .map(|_| ())
+        .execute(tx.conn().await?)
+        .await?;
+    Ok(())
+}
+
+/// Inserts `k`; as the transaction's first statement, in one round trip with its opening.
+async fn insert_with_opening(tx: &mut WriterTx, k: i64) -> Result<(), StoreError> {
+    tx.run(Box::new(move |conn, opening| {
+        Box::pin(async move {
+            let sql = format!("{}INSERT INTO t (k, v) VALUES ($1, 'x')", opening.sql);
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(k)
+                .execute(conn)
+                .await
+                .map(drop)
+        })
+    }))
+    .await
 }
 
 /// Keys `0..n`, each inserted by its own task in its own transaction.
@@ -92,12 +107,33 @@ async fn a_committed_transaction_is_visible_to_readers_when_commit_returns() {
 async fn a_dropped_or_failed_transaction_rolls_back_alone() {
     let dir = tempfile::tempdir().unwrap();
     let (writer, reader) = writer(&dir).await;
+    let mut tx = writer.begin().await.unwrap();
+    insert(&mut tx, 5000).await.unwrap();
+    tx.commit().await.unwrap();
     let tasks: Vec<_> = (0..60)
         .map(|k| {
             let writer = writer.clone();
             tokio::spawn(async move {
                 let mut tx = writer.begin().await.unwrap();
-                insert(&mut tx, k).await.unwrap();
+                if k % 4 == 3 {
+                    // A constraint error in the first statement, sent with the opening:
+                    // the savepoint is open all the same, and only this one is rolled back.
+                    let err = insert_with_opening(&mut tx, 5000).await.unwrap_err();
+                    assert!(
+                        matches!(
+                            &err,
+                            StoreError::Constraint(..) | StoreError::Sqlx(sqlx::Error::Database(_))
+                        ),
+                        "{err:?}"
+                    );
+                    insert(&mut tx, k).await.unwrap();
+                    return false;
+                }
+                if k % 2 == 0 {
+                    insert_with_opening(&mut tx, k).await.unwrap();
+                } else {
+                    insert(&mut tx, k).await.unwrap();
+                }
                 match k % 3 {
                     // Dropped without commit.
                     0 => false,
@@ -121,6 +157,7 @@ async fn a_dropped_or_failed_transaction_rolls_back_alone() {
             expected.push(k as i64);
         }
     }
+    expected.push(5000);
     writer.close().await;
     assert_eq!(keys(&reader).await, expected);
 }
@@ -136,7 +173,7 @@ async fn the_checkpointer_moves_commits_into_the_database_file() {
         sqlx::query("INSERT INTO t (k, v) VALUES (?, ?)")
             .bind(k)
             .bind("x".repeat(1000))
-            .execute(&mut *tx)
+            .execute(tx.conn().await.unwrap())
             .await
             .unwrap();
     }
@@ -161,7 +198,11 @@ async fn callers_cancelled_at_any_step_leave_the_writer_usable() {
         let w = writer.clone();
         let attempt = async move {
             let mut tx = w.begin().await.unwrap();
-            insert(&mut tx, k).await.unwrap();
+            if k % 2 == 0 {
+                insert_with_opening(&mut tx, k).await.unwrap();
+            } else {
+                insert(&mut tx, k).await.unwrap();
+            }
             insert(&mut tx, k + 10_000).await.unwrap();
             tx.commit().await.unwrap();
         };
@@ -186,6 +227,23 @@ async fn callers_cancelled_at_any_step_leave_the_writer_usable() {
         assert!(stored.contains(&(k - 10_000)), "{k} is half-written");
     }
     assert!(stored.contains(&99_999));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_without_statements_leaves_the_batch_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, reader) = writer(&dir).await;
+    let mut first = writer.begin().await.unwrap();
+    insert_with_opening(&mut first, 1).await.unwrap();
+    // Committed into the batch and waiting for its COMMIT while the others come and go.
+    let waiting = tokio::spawn(first.commit());
+    drop(writer.begin().await.unwrap());
+    writer.begin().await.unwrap().commit().await.unwrap();
+    let mut last = writer.begin().await.unwrap();
+    insert_with_opening(&mut last, 2).await.unwrap();
+    last.commit().await.unwrap();
+    waiting.await.unwrap().unwrap();
+    assert_eq!(keys(&reader).await, vec![1, 2]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -299,7 +357,7 @@ async fn steady_load(restart_after: i64, seconds: f64) -> (u64, u64) {
                     let mut tx = writer.begin().await.unwrap();
                     sqlx::query("INSERT INTO t (k, v) VALUES (?, hex(randomblob(2000)))")
                         .bind(k + i)
-                        .execute(&mut *tx)
+                        .execute(tx.conn().await.unwrap())
                         .await
                         .unwrap();
                     tx.commit().await.unwrap();
@@ -374,7 +432,7 @@ async fn a_reader_on_an_old_snapshot_does_not_stall_writes_while_the_wal_restart
         let mut tx = writer.begin().await.unwrap();
         sqlx::query("INSERT INTO t (k, v) VALUES (?, hex(randomblob(2000)))")
             .bind(k)
-            .execute(&mut *tx)
+            .execute(tx.conn().await.unwrap())
             .await
             .unwrap();
         tx.commit().await.unwrap();

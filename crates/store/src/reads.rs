@@ -1,0 +1,142 @@
+//! Reads of one transaction sent together: the counterpart of [`crate::writes`].
+//!
+//! A transaction that reads several things before it decides what to write pays a round trip
+//! per statement while it holds the SQLite writer (or, on PostgreSQL, its row locks).
+//! [`Reads`] sends statements whose parameters do not depend on each other's answers
+//! together: to SQLite as one multi-statement query (parameters renumbered as for
+//! [`crate::writes::Writes`]), with the statements that open the transaction's savepoint
+//! ahead of them when they are its first; to PostgreSQL one after the other, in the order
+//! queued, which is the order their row locks are taken in (an extended-protocol statement
+//! answers one result set).
+
+use std::borrow::Cow;
+
+use futures::TryStreamExt;
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+
+use crate::db::TxInner;
+use crate::writer::Opening;
+use crate::writes::{Value, bind, renumber};
+use crate::{StoreError, Tx};
+
+struct Statement {
+    sql: Cow<'static, str>,
+    values: Vec<Value>,
+}
+
+/// Statements queued for one round trip; see the module documentation.
+#[derive(Default)]
+pub struct Reads {
+    statements: Vec<Statement>,
+}
+
+/// The rows each statement of a [`Reads`] answered, by its index.
+pub struct Rows(Answered);
+
+enum Answered {
+    Sqlite(Vec<Vec<SqliteRow>>),
+    Postgres(Vec<Vec<PgRow>>),
+}
+
+impl Reads {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Queues a statement; returns its index into the [`Rows`] [`Reads::run`] returns.
+    pub fn push(&mut self, sql: impl Into<Cow<'static, str>>, values: Vec<Value>) -> usize {
+        self.statements.push(Statement {
+            sql: sql.into(),
+            values,
+        });
+        self.statements.len() - 1
+    }
+
+    /// Runs the queued statements in `tx`, in order.
+    pub async fn run(self, tx: &mut Tx) -> Result<Rows, StoreError> {
+        let statements = self.statements;
+        let answered = match tx.inner() {
+            TxInner::Sqlite(c) => Answered::Sqlite(
+                c.run(Box::new(move |conn, opening| {
+                    Box::pin(run_sqlite(statements, opening, conn))
+                }))
+                .await?,
+            ),
+            TxInner::Postgres(c) => {
+                let mut out = Vec::with_capacity(statements.len());
+                for s in &statements {
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(s.sql.as_ref()));
+                    for v in &s.values {
+                        query = bind(query, v);
+                    }
+                    out.push(query.fetch_all(&mut **c).await?);
+                }
+                Answered::Postgres(out)
+            }
+        };
+        Ok(Rows(answered))
+    }
+}
+
+/// One multi-statement query; each statement's rows end where its result comes.
+async fn run_sqlite(
+    statements: Vec<Statement>,
+    opening: Opening,
+    conn: &mut sqlx::SqliteConnection,
+) -> Result<Vec<Vec<SqliteRow>>, sqlx::Error> {
+    let mut sql = String::from(opening.sql);
+    let mut offset = 0;
+    for s in &statements {
+        sql.push_str(&renumber(&s.sql, offset));
+        sql.push_str(";\n");
+        offset += s.values.len();
+    }
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for s in &statements {
+        for v in &s.values {
+            query = bind(query, v);
+        }
+    }
+    let mut answered = Vec::with_capacity(opening.statements + statements.len());
+    let mut rows = Vec::new();
+    // Several statements in one prepared query are SQLite-only behaviour that sqlx marks
+    // deprecated; it is the one way to send them in one round trip with bound parameters.
+    #[expect(deprecated)]
+    let mut stream = query.fetch_many(conn);
+    while let Some(step) = stream.try_next().await? {
+        match step {
+            sqlx::Either::Left(_) => answered.push(std::mem::take(&mut rows)),
+            sqlx::Either::Right(row) => rows.push(row),
+        }
+    }
+    if answered.len() != opening.statements + statements.len() {
+        return Err(sqlx::Error::Protocol(format!(
+            "{} results for {} statements",
+            answered.len(),
+            opening.statements + statements.len()
+        )));
+    }
+    Ok(answered.split_off(opening.statements))
+}
+
+impl Rows {
+    /// The rows the `i`th statement answered, decoded.
+    pub fn decode<T>(&self, i: usize) -> Result<Vec<T>, StoreError>
+    where
+        T: for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx::FromRow<'r, PgRow>,
+    {
+        let decoded: Option<Result<Vec<T>, sqlx::Error>> = match &self.0 {
+            Answered::Sqlite(all) => all
+                .get(i)
+                .map(|rows| rows.iter().map(T::from_row).collect()),
+            Answered::Postgres(all) => all
+                .get(i)
+                .map(|rows| rows.iter().map(T::from_row).collect()),
+        };
+        match decoded {
+            Some(rows) => Ok(rows?),
+            None => Err(StoreError::Unexpected(format!("no statement {i} was read"))),
+        }
+    }
+}
