@@ -204,9 +204,9 @@ async fn open(
         price::current_prices(shop, &ids, currency, rate).await?
     };
     let mut tx = shop.db.begin().await?;
-    let mut cart = store::lock_cart(&mut tx, id)
+    let (mut cart, mut items) = store::lock_cart_with_items(&mut tx, id)
         .await?
-        .filter(|c| allowed(c, access))
+        .filter(|(c, _)| allowed(c, access))
         .ok_or(ShopError::NotFound("cart"))?;
     if cart.status != "open" {
         return Err(ShopError::conflict_with(
@@ -224,15 +224,15 @@ async fn open(
     if repriced {
         cart.fx_rate_e9 = rate.e9();
         cart.prices_locked_until = now + shop.config.checkout.price_lock;
-        for item in store::items_in_tx(&mut tx, cart.user_id, cart.id).await? {
+        for item in &mut items {
             let unit = prices
                 .get(&item.variant_id)
                 .copied()
                 .ok_or_else(|| price::unavailable(item.variant_id))?;
             store::set_item_price(&mut tx, cart.user_id, cart.id, item.id, unit).await?;
+            item.unit_price_minor = unit;
         }
     }
-    let items = store::items_in_tx(&mut tx, cart.user_id, cart.id).await?;
     Ok(Open {
         tx,
         cart,

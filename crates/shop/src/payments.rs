@@ -17,6 +17,7 @@ use emporium_domain::order::{OrderEvent, OrderStatus, PaymentStatus};
 use emporium_payments::{ChargeStatus, ProviderPayment, WebhookKind};
 use emporium_store::orders::{self as order_store, OrderRow};
 use emporium_store::payments::{self as store, PaymentRow};
+use emporium_store::reservations::{LineRow, ReservationRow};
 use emporium_store::{Tx, Writes};
 use serde::Serialize;
 use uuid::Uuid;
@@ -164,9 +165,12 @@ pub(crate) async fn apply(
             fresh: false,
         });
     }
-    let mut payment = store::lock_payment(&mut tx, user.0, payment_id)
+    // The order and its reservation come with the payment: one round trip, where three
+    // statements would each hold the writer.
+    let locked = store::lock_payment_with_order(&mut tx, user.0, payment_id)
         .await?
         .ok_or(ShopError::NotFound("payment"))?;
+    let mut payment = locked.payment;
     let from = PaymentStatus::parse(&payment.status)?;
     if !from.accepts(report.status) {
         // Nothing changes (a late or repeated report): only the event id is kept, and the
@@ -178,9 +182,7 @@ pub(crate) async fn apply(
             fresh: true,
         });
     }
-    let mut order = order_store::lock_order(&mut tx, user.0, payment.order_id)
-        .await?
-        .ok_or(ShopError::NotFound("order"))?;
+    let mut order = locked.order.ok_or(ShopError::NotFound("order"))?;
     payment.status = report.status.as_str().to_owned();
     payment.provider_ref = report.reference.clone().or(payment.provider_ref);
     payment.card_brand = report.card_brand.clone().or(payment.card_brand);
@@ -191,7 +193,15 @@ pub(crate) async fn apply(
     // database together.
     let mut writes = Writes::new();
     store::queue_update_payment(&mut writes, &payment);
-    move_order(&mut tx, &mut writes, &mut order, report.status, now).await?;
+    move_order(
+        &mut tx,
+        &mut writes,
+        &mut order,
+        locked.reservation,
+        report.status,
+        now,
+    )
+    .await?;
     writes.run(&mut tx).await?;
     tx.commit().await?;
     shop.catalog_version.bump();
@@ -203,11 +213,12 @@ pub(crate) async fn apply(
 }
 
 /// What a payment's new state means for its order, in the caller's transaction: paid, with
-/// its reservation committed (queued in `writes`), or cancelled.
+/// its reservation (locked by the caller) committed (queued in `writes`), or cancelled.
 async fn move_order(
     tx: &mut Tx,
     writes: &mut Writes,
     order: &mut OrderRow,
+    reservation: Option<(ReservationRow, Vec<LineRow>)>,
     payment: PaymentStatus,
     now: DateTime<Utc>,
 ) -> Result<(), ShopError> {
@@ -215,15 +226,7 @@ async fn move_order(
     let user = UserId(order.user_id);
     match payment {
         PaymentStatus::Succeeded if status == OrderStatus::PendingPayment => {
-            match crate::inventory::reservations::queue_commit(
-                tx,
-                writes,
-                user,
-                order.reservation_id,
-                now,
-            )
-            .await
-            {
+            match crate::inventory::reservations::queue_commit(writes, user, reservation, now) {
                 Ok(_) => {
                     let to = next_status(order, OrderEvent::PaymentSucceeded)?;
                     order_store::queue_set_status(

@@ -109,9 +109,15 @@ async fn active(
     id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<(ReservationRow, Vec<LineRow>), ShopError> {
-    let (row, lines) = store::lock_reservation(tx, user.0, id)
-        .await?
-        .ok_or(ShopError::NotFound("reservation"))?;
+    still_active(store::lock_reservation(tx, user.0, id).await?, now)
+}
+
+/// The locked reservation, if it is still active at `now`.
+fn still_active(
+    locked: Option<(ReservationRow, Vec<LineRow>)>,
+    now: DateTime<Utc>,
+) -> Result<(ReservationRow, Vec<LineRow>), ShopError> {
+    let (row, lines) = locked.ok_or(ShopError::NotFound("reservation"))?;
     if row.status != "active" || row.expires_at <= now {
         return Err(ShopError::conflict_with(
             "reservation_not_active",
@@ -178,23 +184,23 @@ pub async fn commit_in(
     now: DateTime<Utc>,
 ) -> Result<(ReservationRow, Vec<LineRow>), ShopError> {
     let mut w = Writes::new();
-    let committed = queue_commit(tx, &mut w, user, id, now).await?;
+    let locked = store::lock_reservation(tx, user.0, id).await?;
+    let committed = queue_commit(&mut w, user, locked, now)?;
     w.run(tx).await?;
     Ok(committed)
 }
 
-/// Locks the reservation and checks it is active (else 409 `reservation_not_active`), then
-/// queues its commit in `w`: the reservation ends, reserved units become sold ones, and each
-/// line is appended to the ledger as a sale.
-pub async fn queue_commit(
-    tx: &mut Tx,
+/// Checks that the reservation the caller locked is active (else 409
+/// `reservation_not_active`), then queues its commit in `w`: the reservation ends, reserved
+/// units become sold ones, and each line is appended to the ledger as a sale.
+pub fn queue_commit(
     w: &mut Writes,
     user: UserId,
-    id: Uuid,
+    locked: Option<(ReservationRow, Vec<LineRow>)>,
     now: DateTime<Utc>,
 ) -> Result<(ReservationRow, Vec<LineRow>), ShopError> {
-    let (row, lines) = active(tx, user, id, now).await?;
-    store::queue_end_reservation(w, user.0, id, "committed", now);
+    let (row, lines) = still_active(locked, now)?;
+    store::queue_end_reservation(w, user.0, row.id, "committed", now);
     for line in &lines {
         store::queue_commit_reserved(w, line.variant_id, line.location_id, line.quantity);
         emporium_store::inventory::queue_movement(
