@@ -6,6 +6,7 @@
 //! and rate, sets a new lock, and says so (`repriced: true`).
 
 mod price;
+mod variants;
 
 use chrono::{DateTime, Duration, Utc};
 use emporium_domain::Invalid;
@@ -20,6 +21,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 pub(crate) use price::{Destination, PricedCart, price_cart};
+pub use variants::{Variant, VariantCache};
 
 use crate::{Shop, ShopError};
 
@@ -287,10 +289,13 @@ pub async fn add_item(
     quantity: i64,
 ) -> Result<CartView, ShopError> {
     check_quantity(quantity)?;
-    let variant = store::sellable_by_sku(&shop.db, sku.as_str())
+    let variant = shop
+        .variants
+        .by_sku(&shop.db, sku.as_str())
         .await?
-        .filter(|facts| facts.status == "active")
+        .filter(|v| v.facts.status == "active")
         .ok_or(ShopError::NotFound("sku"))?
+        .facts
         .variant_id;
     let o = open(shop, access, id, &[variant]).await?;
     let existing = o.items.iter().find(|i| i.variant_id == variant);

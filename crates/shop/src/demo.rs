@@ -79,7 +79,7 @@ pub async fn load_if_empty(
     let seller_id = create_account(shop, &seller, "Demo Seller", Role::Seller).await?;
     let products = insert_catalog(shop, &catalog, seller_id).await?;
     checkout_setup(shop).await?;
-    shop.catalog_version.bump();
+    shop.catalog_changed();
     Ok(Some(DemoReport {
         admin,
         seller,

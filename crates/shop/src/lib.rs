@@ -76,6 +76,8 @@ pub struct Shop {
     pub session_loader: Arc<sessions::SessionLoader>,
     /// Tax rates, shipping methods and FX rates, read recently.
     pub pricing: Arc<pricing::PricingCache>,
+    /// Variants' facts and prices as carts see them, read recently.
+    pub variants: Arc<cart::VariantCache>,
     /// Flash sales this node has read recently.
     pub sales: Arc<inventory::flash::SaleCache>,
     /// The payment provider (the built-in test gateway).
@@ -106,6 +108,7 @@ impl Shop {
             engine,
             sales: Arc::default(),
             pricing: Arc::default(),
+            variants: Arc::default(),
             search: Arc::default(),
             payment_locks: Arc::default(),
             sessions: Arc::default(),
@@ -120,5 +123,11 @@ impl Shop {
 
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.clock.now()
+    }
+
+    /// After a catalog write committed: products, variants or prices changed.
+    pub fn catalog_changed(&self) {
+        self.catalog_version.bump();
+        self.variants.clear();
     }
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use emporium_domain::money::Currency;
 use emporium_domain::pricing::{CouponRefusal, FxRate, Quote, QuoteInput, TaxMode, convert, quote};
-use emporium_store::carts::{self as store, CartItemRow, CartRow, SellableRow};
+use emporium_store::carts::{CartItemRow, CartRow, SellableRow};
 use emporium_store::pricing::{self as pricing_store, ShippingMethodRow};
 use uuid::Uuid;
 
@@ -64,11 +64,13 @@ pub async fn current_prices(
     let base = shop.config.checkout.base_currency;
     let mut own = HashMap::new();
     let mut in_base = HashMap::new();
-    for (variant, cur, amount) in store::prices(&shop.db, variants).await? {
-        if cur == currency.code() {
-            own.insert(variant, amount);
-        } else if cur == base.code() {
-            in_base.insert(variant, amount);
+    for (id, variant) in shop.variants.get(&shop.db, variants).await? {
+        for (cur, amount) in &variant.prices {
+            if cur == currency.code() {
+                own.insert(id, *amount);
+            } else if cur == base.code() {
+                in_base.insert(id, *amount);
+            }
         }
     }
     for (variant, amount) in in_base {
@@ -167,16 +169,12 @@ pub async fn price_cart(
     let rate = FxRate::from_e9(cart.fx_rate_e9)?;
     let now = shop.now();
     let ids: Vec<Uuid> = items.iter().map(|i| i.variant_id).collect();
-    let facts: HashMap<Uuid, SellableRow> = store::sellable(&shop.db, &ids)
-        .await?
-        .into_iter()
-        .map(|s| (s.variant_id, s))
-        .collect();
+    let variants = shop.variants.get(&shop.db, &ids).await?;
     let mut lines = Vec::with_capacity(items.len());
     for item in items {
-        let f = facts
+        let f = variants
             .get(&item.variant_id)
-            .cloned()
+            .map(|v| v.facts.clone())
             .ok_or_else(|| unavailable(item.variant_id))?;
         lines.push((item.clone(), f));
     }

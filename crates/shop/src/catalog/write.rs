@@ -64,7 +64,7 @@ pub async fn create_category(
     )
     .await?;
     tx.commit().await?;
-    shop.catalog_version.bump();
+    shop.catalog_changed();
     Ok(CategoryNode {
         id: CategoryId(row.id),
         slug: row.slug,
@@ -129,7 +129,7 @@ pub async fn create_product(
     )
     .await?;
     tx.commit().await?;
-    shop.catalog_version.bump();
+    shop.catalog_changed();
     product_view(shop, row, &[]).await
 }
 
@@ -170,7 +170,7 @@ pub async fn update_product(
     store::update_product(&mut tx, &row).await?;
     product_changed(&mut tx, actor, row.id, now).await?;
     tx.commit().await?;
-    shop.catalog_version.bump();
+    shop.catalog_changed();
     product_view(shop, row, &[]).await
 }
 
@@ -186,7 +186,7 @@ pub async fn add_variant(
     insert_variant(&mut tx, row.id, &new, MAX_VARIANTS, now).await?;
     product_changed(&mut tx, actor, row.id, now).await?;
     tx.commit().await?;
-    shop.catalog_version.bump();
+    shop.catalog_changed();
     product_view(shop, row, &[]).await
 }
 
@@ -219,7 +219,7 @@ pub async fn update_variant(
     }
     product_changed(&mut tx, actor, row.id, now).await?;
     tx.commit().await?;
-    shop.catalog_version.bump();
+    shop.catalog_changed();
     product_view(shop, row, &[]).await
 }
 
@@ -244,7 +244,7 @@ pub async fn set_translation(
     .await?;
     product_changed(&mut tx, actor, row.id, now).await?;
     tx.commit().await?;
-    shop.catalog_version.bump();
+    shop.catalog_changed();
     let locale: Locale = t.locale;
     product_view(shop, row, &[locale]).await
 }

@@ -47,6 +47,41 @@ on_both_databases! {
         assert_eq!(r.body["total_minor"], 1500 + 395, "{}", r.text);
     }
 
+    async fn another_nodes_price_change_reaches_new_carts_within_a_second(app) {
+        let (_, seller, variant) = shop_with(&app, "NODE-1", 10).await;
+        let id: uuid::Uuid = variant.parse().unwrap();
+        let price_here = || async {
+            let found = app.shop.variants.get(&app.shop.db, &[id]).await.unwrap();
+            found[&id].prices.iter().find(|(c, _)| c == "GBP").map(|(_, a)| *a)
+        };
+        assert_eq!(price_here().await, Some(1000));
+        // Another node (here: a write straight to the shared database) changes the price.
+        let mut tx = app.shop.db.begin().await.unwrap();
+        emporium_store::catalog::replace_prices(&mut tx, id, &[emporium_store::catalog::PriceRow {
+            variant_id: id,
+            currency: "GBP".into(),
+            amount_minor: 1200,
+            compare_at_minor: None,
+        }]).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(price_here().await, Some(1000), "remembered for a moment");
+        let price_in_new_cart = |token: String| {
+            let app = &app;
+            async move {
+                let cart = cart_with(app, &token, "NODE-1", 1).await;
+                let shown = app.get(&format!("/api/v1/carts/{cart}"), Some(&token)).await;
+                shown.body["lines"][0]["unit_price_minor"].as_i64().unwrap()
+            }
+        };
+        tokio::time::sleep(emporium_shop::cart::VariantCache::TTL).await;
+        let third = app.customer("third@example.com").await;
+        assert_eq!(price_in_new_cart(third).await, 1200, "seen once the moment passed");
+        // This node's own change is seen at once.
+        set_price(&app, &seller, &variant, 1300).await;
+        let fourth = app.customer("fourth@example.com").await;
+        assert_eq!(price_in_new_cart(fourth).await, 1300);
+    }
+
     async fn a_cart_keeps_its_fx_rate_and_rounds_to_the_currency(app) {
         let (admin, _, _) = shop_with(&app, "FX-1", 10).await;
         app.put("/api/v1/admin/fx-rates/JPY", json!({"rate": "187.456"}), Some(&admin)).await;
