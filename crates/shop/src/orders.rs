@@ -7,7 +7,7 @@ mod returns;
 use chrono::{DateTime, Utc};
 use emporium_domain::Invalid;
 use emporium_domain::order::{OrderEvent, OrderStatus};
-use emporium_store::orders::{self as store, FulfilmentRow, OrderFilter, OrderRow};
+use emporium_store::orders::{self as store, FulfilmentRow, OrderDetail, OrderFilter, OrderRow};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -90,14 +90,23 @@ fn summary(o: &OrderRow) -> Result<OrderSummary, ShopError> {
 }
 
 /// The full view; `seller` limits lines and fulfilments to one seller's.
-async fn view(shop: &Shop, o: &OrderRow, seller: Option<Uuid>) -> Result<OrderView, ShopError> {
-    // Four independent reads, at once.
-    let (lines, fulfilments, payments, returns) = tokio::try_join!(
-        store::lines(&shop.db, o.user_id, o.id),
-        store::fulfilments(&shop.db, o.user_id, o.id),
-        emporium_store::payments::payments_of_order(&shop.db, o.user_id, o.id),
-        store::returns_of(&shop.db, o.user_id, o.id),
-    )?;
+/// The order as it is now, after a change to it committed.
+async fn view_now(shop: &Shop, o: &OrderRow) -> Result<OrderView, ShopError> {
+    let detail = store::order_detail(&shop.db, o.user_id, o.id)
+        .await?
+        .ok_or(ShopError::NotFound("order"))?;
+    view(detail, None)
+}
+
+/// What `seller` (`None`: the customer or an admin) sees of an order.
+fn view(detail: OrderDetail, seller: Option<Uuid>) -> Result<OrderView, ShopError> {
+    let OrderDetail {
+        order: o,
+        lines,
+        fulfilments,
+        payments,
+        returns,
+    } = detail;
     let mine = |s: Uuid| seller.is_none_or(|x| x == s);
     Ok(OrderView {
         id: o.id,
@@ -167,18 +176,24 @@ fn fulfilment_view(f: FulfilmentRow) -> FulfilmentView {
 
 /// An order as its customer, one of its sellers, or an admin may see it.
 pub async fn get(shop: &Shop, actor: &Actor, id: Uuid) -> Result<OrderView, ShopError> {
-    let order = if actor.is_admin() || actor.can_sell() {
-        store::find_order_by_id(&shop.db, id).await?
+    // Admins and sellers do not know the customer: the order is found by id first.
+    let user = if actor.is_admin() || actor.can_sell() {
+        store::find_order_by_id(&shop.db, id)
+            .await?
+            .map(|o| o.user_id)
     } else {
-        store::find_order(&shop.db, actor.user_id.0, id).await?
+        Some(actor.user_id.0)
+    };
+    let detail = match user {
+        Some(user) => store::order_detail(&shop.db, user, id).await?,
+        None => None,
     }
     .ok_or(ShopError::NotFound("order"))?;
-    if order.user_id == actor.user_id.0 || actor.is_admin() {
-        return view(shop, &order, None).await;
+    if detail.order.user_id == actor.user_id.0 || actor.is_admin() {
+        return view(detail, None);
     }
-    let lines = store::lines(&shop.db, order.user_id, order.id).await?;
-    if lines.iter().any(|l| l.seller_id == actor.user_id.0) {
-        return view(shop, &order, Some(actor.user_id.0)).await;
+    if detail.lines.iter().any(|l| l.seller_id == actor.user_id.0) {
+        return view(detail, Some(actor.user_id.0));
     }
     Err(ShopError::NotFound("order"))
 }
@@ -335,7 +350,7 @@ pub async fn update_shipment(
     });
     events::emit(&mut tx, order.user_id, topic, payload, now).await?;
     tx.commit().await?;
-    view(shop, &order, None).await
+    view_now(shop, &order).await
 }
 
 /// Cancels an order still waiting for payment: voids the payment at the provider when it
@@ -370,5 +385,5 @@ pub async fn cancel(shop: &Shop, actor: &Actor, id: Uuid) -> Result<OrderView, S
     crate::payments::cancel_in(&mut tx, &mut locked, "cancelled_by_request", now).await?;
     tx.commit().await?;
     shop.catalog_version.bump();
-    view(shop, &locked, None).await
+    view_now(shop, &locked).await
 }

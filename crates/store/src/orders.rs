@@ -293,19 +293,6 @@ pub async fn lines_in_tx(
     .await)?)
 }
 
-pub async fn fulfilments(
-    db: &Db,
-    user: Uuid,
-    order: Uuid,
-) -> Result<Vec<FulfilmentRow>, StoreError> {
-    Ok(on_pool!(db, p => sqlx::query_as(
-        FULFILMENTS_OF_ORDER,
-    )
-    .bind(user).bind(order)
-    .fetch_all(p)
-    .await)?)
-}
-
 pub async fn fulfilments_in_tx(
     tx: &mut Tx,
     user: Uuid,
@@ -425,15 +412,47 @@ pub async fn find_return(tx: &mut Tx, id: Uuid) -> Result<Option<ReturnRow>, Sto
     .await)?)
 }
 
-pub async fn returns_of(db: &Db, user: Uuid, order: Uuid) -> Result<Vec<ReturnRow>, StoreError> {
-    Ok(on_pool!(db, p => sqlx::query_as(
-        "SELECT user_id, id, order_id, status, lines, reason, amount_minor, created_at, updated_at \
-         FROM returns WHERE user_id = $1 AND order_id = $2 ORDER BY id",
-    )
-    .bind(user).bind(order)
-    .fetch_all(p)
-    .await)?)
+/// An order with everything its detail shows, read as of one snapshot.
+#[derive(Debug, Clone)]
+pub struct OrderDetail {
+    pub order: OrderRow,
+    pub lines: Vec<OrderLineRow>,
+    pub fulfilments: Vec<FulfilmentRow>,
+    pub payments: Vec<crate::payments::PaymentRow>,
+    pub returns: Vec<ReturnRow>,
 }
+
+/// The order `id` of `user` with its lines, fulfilments, payments and returns, in one round
+/// trip on SQLite.
+pub async fn order_detail(
+    db: &Db,
+    user: Uuid,
+    id: Uuid,
+) -> Result<Option<OrderDetail>, StoreError> {
+    let mut reads = Reads::new();
+    let order = reads.push(
+        format!("SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND id = $2"),
+        values![user, id],
+    );
+    let lines = reads.push(LINES_OF_ORDER, values![user, id]);
+    let fulfilments = reads.push(FULFILMENTS_OF_ORDER, values![user, id]);
+    let payments = reads.push(crate::payments::payments_of_order_sql(), values![user, id]);
+    let returns = reads.push(RETURNS_OF_ORDER, values![user, id]);
+    let rows = reads.run_on(db).await?;
+    let Some(order) = rows.decode::<OrderRow>(order)?.pop() else {
+        return Ok(None);
+    };
+    Ok(Some(OrderDetail {
+        order,
+        lines: rows.decode(lines)?,
+        fulfilments: rows.decode(fulfilments)?,
+        payments: rows.decode(payments)?,
+        returns: rows.decode(returns)?,
+    }))
+}
+
+const RETURNS_OF_ORDER: &str = "SELECT user_id, id, order_id, status, lines, reason, amount_minor, \
+    created_at, updated_at FROM returns WHERE user_id = $1 AND order_id = $2 ORDER BY id";
 
 pub async fn set_return_status(
     tx: &mut Tx,

@@ -140,15 +140,20 @@ pub async fn lock_payment_with_order(
     }))
 }
 
+/// The payments of order `$2` of user `$1`, oldest first.
+pub(crate) fn payments_of_order_sql() -> String {
+    format!(
+        "SELECT {PAYMENT_COLUMNS} FROM payments WHERE user_id = $1 AND order_id = $2 ORDER BY id"
+    )
+}
+
 pub async fn payments_of_order(
     db: &Db,
     user: Uuid,
     order: Uuid,
 ) -> Result<Vec<PaymentRow>, StoreError> {
     Ok(
-        on_pool!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {PAYMENT_COLUMNS} FROM payments WHERE user_id = $1 AND order_id = $2 ORDER BY id"
-    )))
+        on_pool!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(payments_of_order_sql()))
     .bind(user).bind(order)
     .fetch_all(p)
     .await)?,

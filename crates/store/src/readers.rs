@@ -7,8 +7,10 @@
 //! a connection out (can be turned off) and another one each time a connection comes back
 //! (cannot), to flush what a cancelled query might have left behind. A read connection to a
 //! local file has nothing to flush: sqlx's SQLite thread finishes or abandons a statement
-//! whose caller went away before it takes the next command, and reads never open
-//! transactions. So this pool only counts permits and keeps the idle connections in a list.
+//! whose caller went away before it takes the next command, and plain reads never open
+//! transactions (the few that do say so, and their connection is closed rather than given
+//! back unless they ended it). So this pool only counts permits and keeps the idle
+//! connections in a list.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -76,6 +78,7 @@ impl Readers {
         Ok(Reader {
             conn: Some(conn),
             shared: self.shared.clone(),
+            in_transaction: false,
             _permit: permit,
         })
     }
@@ -111,6 +114,8 @@ impl Shared {
 pub(crate) struct Reader {
     conn: Option<SqliteConnection>,
     shared: Arc<Shared>,
+    /// Set while a read transaction may be open on the connection.
+    in_transaction: bool,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -119,14 +124,39 @@ impl Reader {
     pub(crate) fn conn(&mut self) -> Result<&mut SqliteConnection, sqlx::Error> {
         self.conn.as_mut().ok_or(sqlx::Error::PoolClosed)
     }
+
+    /// The connection, for statements that open a read transaction and end it.
+    ///
+    /// Until [`Reader::ended_transaction`] says they ran to their end, the connection is not
+    /// given back to the pool but closed when the reader is dropped: statements abandoned
+    /// half-way (an error, or a caller that went away) may leave the transaction open, and
+    /// a connection holding an old snapshot would answer every later read from the past and
+    /// keep the WAL from being restarted.
+    pub(crate) fn conn_for_transaction(&mut self) -> Result<&mut SqliteConnection, sqlx::Error> {
+        self.in_transaction = true;
+        self.conn()
+    }
+
+    /// The transaction begun on [`Reader::conn_for_transaction`] ended.
+    pub(crate) fn ended_transaction(&mut self) {
+        self.in_transaction = false;
+    }
 }
 
 impl Drop for Reader {
     fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            // Pushed back before the permit goes, so whoever gets the permit finds it.
-            self.shared.idle().push(conn);
+        let Some(conn) = self.conn.take() else {
+            return;
+        };
+        if self.in_transaction {
+            // Closed on its own thread once sqlx's handle is gone; a new one is opened when
+            // needed.
+            self.shared.open.fetch_sub(1, Ordering::Relaxed);
+            drop(conn);
+            return;
         }
+        // Pushed back before the permit goes, so whoever gets the permit finds it.
+        self.shared.idle().push(conn);
     }
 }
 

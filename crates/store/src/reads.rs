@@ -8,6 +8,9 @@
 //! ahead of them when they are its first; to PostgreSQL one after the other, in the order
 //! queued, which is the order their row locks are taken in (an extended-protocol statement
 //! answers one result set).
+//!
+//! Outside a write transaction, [`Reads::run_on`] reads several things as of one snapshot:
+//! on SQLite in one round trip to a read connection, inside `BEGIN … COMMIT`.
 
 use std::borrow::Cow;
 
@@ -15,10 +18,11 @@ use futures::TryStreamExt;
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 
+use crate::db::Pools;
 use crate::db::TxInner;
 use crate::writer::Opening;
 use crate::writes::{Value, bind, renumber};
-use crate::{StoreError, Tx};
+use crate::{Db, StoreError, Tx};
 
 struct Statement {
     sql: Cow<'static, str>,
@@ -59,7 +63,7 @@ impl Reads {
         let answered = match tx.inner() {
             TxInner::Sqlite(c) => Answered::Sqlite(
                 c.run(Box::new(move |conn, opening| {
-                    Box::pin(run_sqlite(statements, opening, conn))
+                    Box::pin(run_sqlite(statements, opening, "", conn))
                 }))
                 .await?,
             ),
@@ -77,12 +81,50 @@ impl Reads {
         };
         Ok(Rows(answered))
     }
+
+    /// Runs the queued statements outside any write transaction, all reading one snapshot
+    /// of the database.
+    pub async fn run_on(self, db: &Db) -> Result<Rows, StoreError> {
+        let statements = self.statements;
+        let answered = match db.pools() {
+            Pools::Sqlite { read, .. } => {
+                let mut reader = read.acquire().await?;
+                let conn = reader.conn_for_transaction()?;
+                let opening = Opening {
+                    sql: "BEGIN;\n",
+                    statements: 1,
+                };
+                let rows = run_sqlite(statements, opening, "COMMIT;", conn).await?;
+                reader.ended_transaction();
+                Answered::Sqlite(rows)
+            }
+            Pools::Postgres(pool) => {
+                // Read only, so it never fails to serialize.
+                let mut tx = pool
+                    .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    .await?;
+                let mut out = Vec::with_capacity(statements.len());
+                for s in &statements {
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(s.sql.as_ref()));
+                    for v in &s.values {
+                        query = bind(query, v);
+                    }
+                    out.push(query.fetch_all(&mut *tx).await?);
+                }
+                tx.commit().await?;
+                Answered::Postgres(out)
+            }
+        };
+        Ok(Rows(answered))
+    }
 }
 
-/// One multi-statement query; each statement's rows end where its result comes.
+/// One multi-statement query; each statement's rows end where its result comes. `closing`
+/// is empty or one statement, run last.
 async fn run_sqlite(
     statements: Vec<Statement>,
     opening: Opening,
+    closing: &'static str,
     conn: &mut sqlx::SqliteConnection,
 ) -> Result<Vec<Vec<SqliteRow>>, sqlx::Error> {
     let mut sql = String::from(opening.sql);
@@ -92,6 +134,8 @@ async fn run_sqlite(
         sql.push_str(";\n");
         offset += s.values.len();
     }
+    sql.push_str(closing);
+    let closings = usize::from(!closing.is_empty());
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for s in &statements {
         for v in &s.values {
@@ -110,13 +154,14 @@ async fn run_sqlite(
             sqlx::Either::Right(row) => rows.push(row),
         }
     }
-    if answered.len() != opening.statements + statements.len() {
+    let expected = opening.statements + statements.len() + closings;
+    if answered.len() != expected {
         return Err(sqlx::Error::Protocol(format!(
-            "{} results for {} statements",
+            "{} results for {expected} statements",
             answered.len(),
-            opening.statements + statements.len()
         )));
     }
+    answered.truncate(expected - closings);
     Ok(answered.split_off(opening.statements))
 }
 

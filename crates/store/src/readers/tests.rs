@@ -117,3 +117,43 @@ async fn close_waits_for_the_readers_in_use_and_refuses_new_ones() {
     assert!(matches!(pool.acquire().await, Err(sqlx::Error::PoolClosed)));
     assert_eq!(pool.stats().1, 0, "the idle connections were closed");
 }
+
+#[tokio::test]
+async fn a_transaction_left_open_closes_its_connection_instead_of_coming_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = readers(&dir, 1).await;
+    {
+        let mut reader = pool.acquire().await.unwrap();
+        let conn = reader.conn_for_transaction().unwrap();
+        // Abandoned after BEGIN and a read: the snapshot is still held.
+        sqlx::raw_sql("BEGIN; SELECT COUNT(*) FROM t")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+    }
+    assert_eq!(pool.stats(), (0, 0), "closed, not given back");
+    // A write from another connection is seen by the next reader: no old snapshot lingers.
+    let url = format!("sqlite://{}", dir.path().join("r.db").display());
+    let mut other = SqliteConnectOptions::from_str(&url)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO t (k) VALUES (5000)")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    assert_eq!(count(&pool).await, 1001);
+
+    // Ended properly, the connection comes back.
+    {
+        let mut reader = pool.acquire().await.unwrap();
+        let conn = reader.conn_for_transaction().unwrap();
+        sqlx::raw_sql("BEGIN; SELECT COUNT(*) FROM t; COMMIT")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        reader.ended_transaction();
+    }
+    assert_eq!(pool.stats(), (1, 1));
+}
