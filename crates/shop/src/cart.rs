@@ -168,80 +168,78 @@ struct Open {
     prices: std::collections::HashMap<Uuid, i64>,
 }
 
-/// Opens a change. Everything read from the pool is read before the write transaction
-/// begins: on PostgreSQL a transaction that waits for a pool connection while holding one
-/// can starve the pool under load.
+/// Opens a change.
+///
+/// Nothing is read from the pool inside the write transaction (on PostgreSQL a transaction
+/// that waits for a pool connection while holding one can starve the pool under load): the
+/// variants and pricing tables come from this node's caches, read before it begins. Only
+/// re-pricing lines this node has not seen in the last moment takes a second attempt, after
+/// reading them.
 async fn open(
     shop: &Shop,
     access: &CartAccess,
     id: Uuid,
     also: &[Uuid],
 ) -> Result<Open, ShopError> {
-    let now = shop.now();
-    let peek = store::find_cart(&shop.db, id)
-        .await?
-        .filter(|c| allowed(c, access))
-        .ok_or(ShopError::NotFound("cart"))?;
-    let repriced = peek.prices_locked_until <= now;
-    let currency = Currency::parse(&peek.currency)?;
-    let rate = if repriced {
-        crate::pricing::rate_for(shop, currency).await?
-    } else {
-        emporium_domain::pricing::FxRate::from_e9(peek.fx_rate_e9)?
-    };
-    // Prices are needed for the requested variants, and for every line when re-pricing.
-    let mut ids: Vec<Uuid> = if repriced {
-        store::items(&shop.db, peek.user_id, peek.id)
+    let mut wanted = also.to_vec();
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let variants = shop.variants.get(&shop.db, &wanted).await?;
+        let tables = shop.pricing.get(&shop.db).await?;
+        let now = shop.now();
+        let mut tx = shop.db.begin().await?;
+        let (mut cart, mut items) = store::lock_cart_with_items(&mut tx, id)
             .await?
-            .iter()
-            .map(|i| i.variant_id)
-            .collect()
-    } else {
-        Vec::new()
-    };
-    ids.extend_from_slice(also);
-    let prices = if ids.is_empty() {
-        Default::default()
-    } else {
-        price::current_prices(shop, &ids, currency, rate).await?
-    };
-    let mut tx = shop.db.begin().await?;
-    let (mut cart, mut items) = store::lock_cart_with_items(&mut tx, id)
-        .await?
-        .filter(|(c, _)| allowed(c, access))
-        .ok_or(ShopError::NotFound("cart"))?;
-    if cart.status != "open" {
-        return Err(ShopError::conflict_with(
-            "cart_not_open",
-            format!("the cart is {}", cart.status),
-            serde_json::json!({ "cart_status": cart.status }),
-        ));
-    }
-    if cart.prices_locked_until != peek.prices_locked_until {
-        return Err(ShopError::conflict(
-            "cart_changed",
-            "the cart changed at the same time; try again",
-        ));
-    }
-    if repriced {
-        cart.fx_rate_e9 = rate.e9();
-        cart.prices_locked_until = now + shop.config.checkout.price_lock;
-        for item in &mut items {
-            let unit = prices
-                .get(&item.variant_id)
-                .copied()
-                .ok_or_else(|| price::unavailable(item.variant_id))?;
-            store::set_item_price(&mut tx, cart.user_id, cart.id, item.id, unit).await?;
-            item.unit_price_minor = unit;
+            .filter(|(c, _)| allowed(c, access))
+            .ok_or(ShopError::NotFound("cart"))?;
+        if cart.status != "open" {
+            return Err(ShopError::conflict_with(
+                "cart_not_open",
+                format!("the cart is {}", cart.status),
+                serde_json::json!({ "cart_status": cart.status }),
+            ));
         }
+        let repriced = cart.prices_locked_until <= now;
+        if repriced && attempts == 1 {
+            let unseen: Vec<Uuid> = items
+                .iter()
+                .map(|i| i.variant_id)
+                .filter(|v| !variants.contains_key(v))
+                .collect();
+            if !unseen.is_empty() {
+                drop(tx);
+                wanted.extend(unseen);
+                continue;
+            }
+        }
+        let currency = Currency::parse(&cart.currency)?;
+        let rate = if repriced {
+            crate::pricing::rate_in(shop, &tables, currency)?
+        } else {
+            emporium_domain::pricing::FxRate::from_e9(cart.fx_rate_e9)?
+        };
+        let prices = price::current_prices(shop, &variants, currency, rate);
+        if repriced {
+            cart.fx_rate_e9 = rate.e9();
+            cart.prices_locked_until = now + shop.config.checkout.price_lock;
+            for item in &mut items {
+                let unit = prices
+                    .get(&item.variant_id)
+                    .copied()
+                    .ok_or_else(|| price::unavailable(item.variant_id))?;
+                store::set_item_price(&mut tx, cart.user_id, cart.id, item.id, unit).await?;
+                item.unit_price_minor = unit;
+            }
+        }
+        return Ok(Open {
+            tx,
+            cart,
+            items,
+            repriced,
+            prices,
+        });
     }
-    Ok(Open {
-        tx,
-        cart,
-        items,
-        repriced,
-        prices,
-    })
 }
 
 /// Stores the cart's header and answers with its view.

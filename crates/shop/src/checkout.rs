@@ -116,10 +116,10 @@ pub async fn checkout(
     req: CheckoutRequest,
 ) -> Result<CheckoutView, ShopError> {
     let user = actor.user_id;
-    let cart = cart_store::find_cart(&shop.db, req.cart_id)
+    let start = cart_store::checkout_start(&shop.db, user.0, req.cart_id)
         .await?
-        .filter(|c| c.user_id == user.0)
         .ok_or(ShopError::NotFound("cart"))?;
+    let (cart, items) = (&start.cart, &start.items);
     if cart.status == "checked_out" {
         return existing_order(shop, actor, cart.id).await;
     }
@@ -141,7 +141,6 @@ pub async fn checkout(
             serde_json::json!({ "total_minor": repriced.total_minor, "prices_locked_until": repriced.prices_locked_until }),
         ));
     }
-    let items = cart_store::items(&shop.db, user.0, cart.id).await?;
     if items.is_empty() {
         return Err(Invalid::new("cart_id", "the cart is empty").into());
     }
@@ -155,7 +154,7 @@ pub async fn checkout(
             .to_uppercase(),
         shipping_method: req.shipping_method.clone(),
     };
-    let priced = price_cart(shop, &cart, &items, &destination).await?;
+    let priced = price_cart(shop, cart, items, &destination).await?;
     let shipping = priced.shipping.clone().ok_or_else(|| {
         ShopError::conflict_with(
             "shipping_unavailable",
@@ -179,7 +178,7 @@ pub async fn checkout(
     let placed = place_order(
         shop,
         actor,
-        &cart,
+        &start,
         &priced,
         &req,
         &shipping.code,
@@ -277,7 +276,7 @@ async fn existing_order(shop: &Shop, actor: &Actor, cart: Uuid) -> Result<Checko
 async fn place_order(
     shop: &Shop,
     actor: &Actor,
-    cart: &cart_store::CartRow,
+    start: &cart_store::CheckoutStart,
     priced: &PricedCart,
     req: &CheckoutRequest,
     shipping_method: &str,
@@ -285,10 +284,16 @@ async fn place_order(
 ) -> Result<(OrderRow, PaymentRow), ShopError> {
     let now = shop.now();
     let user = actor.user_id.0;
-    let email = emporium_store::identity::user_email(&shop.db, user)
-        .await?
-        .unwrap_or_default();
-    let order = order_row(cart, priced, req, shipping_method, reservation, email, now);
+    let cart = &start.cart;
+    let order = order_row(
+        cart,
+        priced,
+        req,
+        shipping_method,
+        reservation,
+        start.email.clone(),
+        now,
+    );
     let lines = line_rows(&order, priced);
     let payment = PaymentRow {
         user_id: user,

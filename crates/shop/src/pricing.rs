@@ -89,7 +89,18 @@ pub(crate) async fn rate_for(shop: &Shop, currency: Currency) -> Result<FxRate, 
     if currency == shop.config.checkout.base_currency {
         return Ok(FxRate::ONE);
     }
-    let tables = shop.pricing.get(&shop.db).await?;
+    rate_in(shop, &*shop.pricing.get(&shop.db).await?, currency)
+}
+
+/// [`rate_for`], from pricing tables the caller read.
+pub(crate) fn rate_in(
+    shop: &Shop,
+    tables: &PricingTables,
+    currency: Currency,
+) -> Result<FxRate, ShopError> {
+    if currency == shop.config.checkout.base_currency {
+        return Ok(FxRate::ONE);
+    }
     let e9 = tables
         .fx_rates
         .get(currency.code())

@@ -182,6 +182,48 @@ pub async fn reopen_cart(
 const ITEMS_OF_CART: &str = "SELECT user_id, cart_id, id, variant_id, quantity, unit_price_minor, created_at \
     FROM cart_items WHERE user_id = $1 AND cart_id = $2 ORDER BY id";
 
+/// What a checkout starts from, read as of one snapshot.
+#[derive(Debug, Clone)]
+pub struct CheckoutStart {
+    pub cart: CartRow,
+    pub items: Vec<CartItemRow>,
+    /// The customer's email, for the order.
+    pub email: String,
+}
+
+/// Customer `user`'s cart `id` with its lines and the customer's email (one round trip on
+/// SQLite); `None` when the cart is not the customer's.
+pub async fn checkout_start(
+    db: &Db,
+    user: Uuid,
+    id: Uuid,
+) -> Result<Option<CheckoutStart>, StoreError> {
+    #[derive(sqlx::FromRow)]
+    struct Email {
+        email: String,
+    }
+    let mut reads = Reads::new();
+    let cart = reads.push(
+        format!("SELECT {CART_COLUMNS} FROM carts WHERE user_id = $1 AND id = $2"),
+        values![user, id],
+    );
+    let items = reads.push(ITEMS_OF_CART, values![user, id]);
+    let email = reads.push(crate::identity::USER_EMAIL, values![user]);
+    let rows = reads.run_on(db).await?;
+    let Some(cart) = rows.decode::<CartRow>(cart)?.pop() else {
+        return Ok(None);
+    };
+    Ok(Some(CheckoutStart {
+        cart,
+        items: rows.decode(items)?,
+        email: rows
+            .decode::<Email>(email)?
+            .pop()
+            .map(|e| e.email)
+            .unwrap_or_default(),
+    }))
+}
+
 pub async fn items(db: &Db, user: Uuid, cart: Uuid) -> Result<Vec<CartItemRow>, StoreError> {
     Ok(on_pool!(db, p => sqlx::query_as(
         ITEMS_OF_CART,

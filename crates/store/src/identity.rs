@@ -54,14 +54,8 @@ pub async fn find_user(db: &Db, id: Uuid) -> Result<Option<UserRow>, StoreError>
 }
 
 /// A user's email alone (an order's snapshot needs nothing else of the account).
-pub async fn user_email(db: &Db, id: Uuid) -> Result<Option<String>, StoreError> {
-    Ok(
-        on_pool!(db, p => sqlx::query_scalar("SELECT email FROM users WHERE id = $1")
-        .bind(id)
-        .fetch_optional(p)
-        .await)?,
-    )
-}
+/// The email of user `$1`.
+pub(crate) const USER_EMAIL: &str = "SELECT email FROM users WHERE id = $1";
 
 pub async fn find_user_by_email(db: &Db, email: &str) -> Result<Option<UserRow>, StoreError> {
     let sql = format!(

@@ -2,6 +2,7 @@
 //! shipping (the cheapest method that serves the country unless one is named) and tax.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use emporium_domain::money::Currency;
 use emporium_domain::pricing::{CouponRefusal, FxRate, Quote, QuoteInput, TaxMode, convert, quote};
@@ -9,7 +10,7 @@ use emporium_store::carts::{CartItemRow, CartRow, SellableRow};
 use emporium_store::pricing::{self as pricing_store, ShippingMethodRow};
 use uuid::Uuid;
 
-use super::{AppliedCoupon, CartLineView, CartView, coupon_codes};
+use super::{AppliedCoupon, CartLineView, CartView, Variant, coupon_codes};
 use crate::{Shop, ShopError};
 
 /// Where the order goes, and how.
@@ -53,23 +54,23 @@ pub fn unavailable(variant: Uuid) -> ShopError {
     )
 }
 
-/// Today's unit prices in `currency`: the variant's own price in that currency, or its
-/// base-currency price converted at `rate`.
-pub async fn current_prices(
+/// Today's unit prices in `currency` of `variants`: each one's own price in that currency,
+/// or its base-currency price converted at `rate`.
+pub fn current_prices(
     shop: &Shop,
-    variants: &[Uuid],
+    variants: &HashMap<Uuid, Arc<Variant>>,
     currency: Currency,
     rate: FxRate,
-) -> Result<HashMap<Uuid, i64>, ShopError> {
+) -> HashMap<Uuid, i64> {
     let base = shop.config.checkout.base_currency;
     let mut own = HashMap::new();
     let mut in_base = HashMap::new();
-    for (id, variant) in shop.variants.get(&shop.db, variants).await? {
+    for (id, variant) in variants {
         for (cur, amount) in &variant.prices {
             if cur == currency.code() {
-                own.insert(id, *amount);
+                own.insert(*id, *amount);
             } else if cur == base.code() {
-                in_base.insert(id, *amount);
+                in_base.insert(*id, *amount);
             }
         }
     }
@@ -77,7 +78,7 @@ pub async fn current_prices(
         own.entry(variant)
             .or_insert_with(|| convert(amount, base, currency, rate));
     }
-    Ok(own)
+    own
 }
 
 fn refusal(r: CouponRefusal) -> ShopError {
