@@ -67,17 +67,7 @@ impl Reads {
                 }))
                 .await?,
             ),
-            TxInner::Postgres(c) => {
-                let mut out = Vec::with_capacity(statements.len());
-                for s in &statements {
-                    let mut query = sqlx::query(sqlx::AssertSqlSafe(s.sql.as_ref()));
-                    for v in &s.values {
-                        query = bind(query, v);
-                    }
-                    out.push(query.fetch_all(&mut **c).await?);
-                }
-                Answered::Postgres(out)
-            }
+            TxInner::Postgres(c) => Answered::Postgres(run_postgres(&statements, c).await?),
         };
         Ok(Rows(answered))
     }
@@ -103,20 +93,29 @@ impl Reads {
                 let mut tx = pool
                     .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                     .await?;
-                let mut out = Vec::with_capacity(statements.len());
-                for s in &statements {
-                    let mut query = sqlx::query(sqlx::AssertSqlSafe(s.sql.as_ref()));
-                    for v in &s.values {
-                        query = bind(query, v);
-                    }
-                    out.push(query.fetch_all(&mut *tx).await?);
-                }
+                let out = run_postgres(&statements, &mut tx).await?;
                 tx.commit().await?;
                 Answered::Postgres(out)
             }
         };
         Ok(Rows(answered))
     }
+}
+
+/// The statements one after the other, in the order queued.
+async fn run_postgres(
+    statements: &[Statement],
+    conn: &mut sqlx::PgConnection,
+) -> Result<Vec<Vec<PgRow>>, sqlx::Error> {
+    let mut out = Vec::with_capacity(statements.len());
+    for s in statements {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(s.sql.as_ref()));
+        for v in &s.values {
+            query = bind(query, v);
+        }
+        out.push(query.fetch_all(&mut *conn).await?);
+    }
+    Ok(out)
 }
 
 /// One multi-statement query; each statement's rows end where its result comes. `closing`
