@@ -89,7 +89,6 @@ fn summary(o: &OrderRow) -> Result<OrderSummary, ShopError> {
     })
 }
 
-/// The full view; `seller` limits lines and fulfilments to one seller's.
 /// The order as it is now, after a change to it committed.
 async fn view_now(shop: &Shop, o: &OrderRow) -> Result<OrderView, ShopError> {
     let detail = store::order_detail(&shop.db, o.user_id, o.id)
@@ -98,7 +97,8 @@ async fn view_now(shop: &Shop, o: &OrderRow) -> Result<OrderView, ShopError> {
     view(detail, None)
 }
 
-/// What `seller` (`None`: the customer or an admin) sees of an order.
+/// The full view; `seller` limits lines and fulfilments to one seller's (`None`: the
+/// customer or an admin sees all).
 fn view(detail: OrderDetail, seller: Option<Uuid>) -> Result<OrderView, ShopError> {
     let OrderDetail {
         order: o,

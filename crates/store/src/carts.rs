@@ -103,9 +103,10 @@ pub async fn lock_cart_with_items(
         values![id],
     );
     let items = reads.push(
-        "SELECT user_id, cart_id, id, variant_id, quantity, unit_price_minor, created_at \
-         FROM cart_items WHERE user_id = (SELECT user_id FROM carts WHERE id = $1) AND cart_id = $1 \
-         ORDER BY id",
+        format!(
+            "SELECT {ITEM_COLUMNS} FROM cart_items \
+             WHERE user_id = (SELECT user_id FROM carts WHERE id = $1) AND cart_id = $1 ORDER BY id"
+        ),
         values![id],
     );
     let rows = reads.run(tx).await?;
@@ -179,8 +180,13 @@ pub async fn reopen_cart(
     Ok(())
 }
 
-const ITEMS_OF_CART: &str = "SELECT user_id, cart_id, id, variant_id, quantity, unit_price_minor, created_at \
-    FROM cart_items WHERE user_id = $1 AND cart_id = $2 ORDER BY id";
+const ITEM_COLUMNS: &str =
+    "user_id, cart_id, id, variant_id, quantity, unit_price_minor, created_at";
+
+/// The lines of cart `$2` of user `$1`.
+fn items_of_cart() -> String {
+    format!("SELECT {ITEM_COLUMNS} FROM cart_items WHERE user_id = $1 AND cart_id = $2 ORDER BY id")
+}
 
 /// What a checkout starts from, read as of one snapshot.
 #[derive(Debug, Clone)]
@@ -207,7 +213,7 @@ pub async fn checkout_start(
         format!("SELECT {CART_COLUMNS} FROM carts WHERE user_id = $1 AND id = $2"),
         values![user, id],
     );
-    let items = reads.push(ITEMS_OF_CART, values![user, id]);
+    let items = reads.push(items_of_cart(), values![user, id]);
     let email = reads.push(crate::identity::USER_EMAIL, values![user]);
     let rows = reads.run_on(db).await?;
     let Some(cart) = rows.decode::<CartRow>(cart)?.pop() else {
@@ -226,7 +232,7 @@ pub async fn checkout_start(
 
 pub async fn items(db: &Db, user: Uuid, cart: Uuid) -> Result<Vec<CartItemRow>, StoreError> {
     Ok(on_pool!(db, p => sqlx::query_as(
-        ITEMS_OF_CART,
+        sqlx::AssertSqlSafe(items_of_cart()),
     )
     .bind(user)
     .bind(cart)
@@ -240,7 +246,7 @@ pub async fn items_in_tx(
     cart: Uuid,
 ) -> Result<Vec<CartItemRow>, StoreError> {
     Ok(on_tx!(tx, c => sqlx::query_as(
-        ITEMS_OF_CART,
+        sqlx::AssertSqlSafe(items_of_cart()),
     )
     .bind(user)
     .bind(cart)

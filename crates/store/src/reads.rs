@@ -21,13 +21,8 @@ use sqlx::sqlite::SqliteRow;
 use crate::db::Pools;
 use crate::db::TxInner;
 use crate::writer::Opening;
-use crate::writes::{Value, bind, renumber};
+use crate::writes::{Statement, Value, bind, sqlite_query};
 use crate::{Db, StoreError, Tx};
-
-struct Statement {
-    sql: Cow<'static, str>,
-    values: Vec<Value>,
-}
 
 /// Statements queued for one round trip; see the module documentation.
 #[derive(Default)]
@@ -50,10 +45,7 @@ impl Reads {
 
     /// Queues a statement; returns its index into the [`Rows`] [`Reads::run`] returns.
     pub fn push(&mut self, sql: impl Into<Cow<'static, str>>, values: Vec<Value>) -> usize {
-        self.statements.push(Statement {
-            sql: sql.into(),
-            values,
-        });
+        self.statements.push(Statement::new(sql, values));
         self.statements.len() - 1
     }
 
@@ -126,21 +118,8 @@ async fn run_sqlite(
     closing: &'static str,
     conn: &mut sqlx::SqliteConnection,
 ) -> Result<Vec<Vec<SqliteRow>>, sqlx::Error> {
-    let mut sql = String::from(opening.sql);
-    let mut offset = 0;
-    for s in &statements {
-        sql.push_str(&renumber(&s.sql, offset));
-        sql.push_str(";\n");
-        offset += s.values.len();
-    }
-    sql.push_str(closing);
     let closings = usize::from(!closing.is_empty());
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for s in &statements {
-        for v in &s.values {
-            query = bind(query, v);
-        }
-    }
+    let query = sqlite_query(opening.sql, &statements, closing);
     let mut answered = Vec::with_capacity(opening.statements + statements.len());
     let mut rows = Vec::new();
     // Several statements in one prepared query are SQLite-only behaviour that sqlx marks

@@ -152,15 +152,6 @@ impl State {
         &mut self.conn
     }
 
-    /// What settles the last holder's savepoint, as the prefix of the next statement.
-    fn settling(&self) -> &'static str {
-        match self.savepoint {
-            Savepoint::None => "",
-            Savepoint::Open => "ROLLBACK TO tx; RELEASE tx; ",
-            Savepoint::Committed => "RELEASE tx; ",
-        }
-    }
-
     /// The statements that open a transaction's savepoint: the last holder's settled, and
     /// the batch begun first when none is open.
     fn opening(&self) -> Opening {
@@ -177,8 +168,7 @@ impl State {
     /// needed: one round trip.
     async fn enter(&mut self) -> Result<(), StoreError> {
         if self.open {
-            let sql = format!("{}SAVEPOINT tx", self.settling());
-            match sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            match sqlx::raw_sql(self.opening().sql)
                 .execute(&mut self.conn)
                 .await
             {
@@ -190,7 +180,8 @@ impl State {
                 Err(err) => self.fail(format!("settling a savepoint: {err}")).await,
             }
         }
-        sqlx::raw_sql("BEGIN IMMEDIATE; SAVEPOINT tx")
+        // No batch is open now: the opening begins one.
+        sqlx::raw_sql(self.opening().sql)
             .execute(&mut self.conn)
             .await?;
         self.open = true;

@@ -83,11 +83,22 @@ macro_rules! values {
     };
 }
 
-struct Statement {
-    sql: Cow<'static, str>,
-    values: Vec<Value>,
+/// A queued statement (of [`Writes`] or [`crate::reads::Reads`]).
+pub(crate) struct Statement {
+    pub(crate) sql: Cow<'static, str>,
+    pub(crate) values: Vec<Value>,
     /// Rows it must touch, and what it is about (for the error when it does not).
     expect: Option<(u64, &'static str)>,
+}
+
+impl Statement {
+    pub(crate) fn new(sql: impl Into<Cow<'static, str>>, values: Vec<Value>) -> Self {
+        Self {
+            sql: sql.into(),
+            values,
+            expect: None,
+        }
+    }
 }
 
 /// Statements queued for one round trip; see the module documentation.
@@ -103,11 +114,7 @@ impl Writes {
 
     /// Queues a statement; returns its index into the counts [`Writes::run`] returns.
     pub fn push(&mut self, sql: impl Into<Cow<'static, str>>, values: Vec<Value>) -> usize {
-        self.statements.push(Statement {
-            sql: sql.into(),
-            values,
-            expect: None,
-        });
+        self.statements.push(Statement::new(sql, values));
         self.statements.len() - 1
     }
 
@@ -121,9 +128,8 @@ impl Writes {
         values: Vec<Value>,
     ) {
         self.statements.push(Statement {
-            sql: sql.into(),
-            values,
             expect: Some((rows, what)),
+            ..Statement::new(sql, values)
         });
     }
 
@@ -156,28 +162,40 @@ impl Writes {
     }
 }
 
-/// One multi-statement query: SQLite binds `$n` by its number across the whole text, so each
-/// statement's parameters are shifted past those of the statements before it. The
-/// transaction's `opening` (when these are its first statements) goes first.
+/// One multi-statement query of `statements` between `opening` and `closing` (SQL ending
+/// in `; `, or empty): SQLite binds `$n` by its number across the whole text, so each
+/// statement's parameters are shifted past those of the statements before it.
+pub(crate) fn sqlite_query<'q>(
+    opening: &str,
+    statements: &'q [Statement],
+    closing: &str,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    let mut sql = String::from(opening);
+    let mut offset = 0;
+    for s in statements {
+        sql.push_str(&renumber(&s.sql, offset));
+        sql.push_str(";\n");
+        offset += s.values.len();
+    }
+    sql.push_str(closing);
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for s in statements {
+        for v in &s.values {
+            query = bind(query, v);
+        }
+    }
+    query
+}
+
+/// [`sqlite_query`], with the transaction's `opening` first when these are its first
+/// statements.
 async fn run_sqlite(
     statements: Vec<Statement>,
     opening: Opening,
     conn: &mut sqlx::SqliteConnection,
 ) -> Result<Vec<u64>, sqlx::Error> {
     use futures::TryStreamExt;
-    let mut sql = String::from(opening.sql);
-    let mut offset = 0;
-    for s in &statements {
-        sql.push_str(&renumber(&s.sql, offset));
-        sql.push_str(";\n");
-        offset += s.values.len();
-    }
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for s in &statements {
-        for v in &s.values {
-            query = bind(query, v);
-        }
-    }
+    let query = sqlite_query(opening.sql, &statements, "");
     // One prepared query of several statements is SQLite-only behaviour that sqlx marks
     // deprecated; it is the one way to send them in one round trip with bound parameters.
     #[expect(deprecated)]
