@@ -163,3 +163,73 @@ impl Rows {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use crate::{Db, DbConfig, Writes, values};
+
+    #[derive(sqlx::FromRow)]
+    struct N {
+        n: i64,
+    }
+
+    /// Two rows always written together: a reader that saw them from two snapshots would
+    /// find them apart.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_outside_a_transaction_see_one_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&DbConfig::sqlite_in(dir.path())).await.unwrap();
+        let mut tx = db.begin().await.unwrap();
+        let mut w = Writes::new();
+        w.push(
+            "CREATE TABLE pair (k INTEGER PRIMARY KEY, n INTEGER NOT NULL)",
+            vec![],
+        );
+        w.push("INSERT INTO pair (k, n) VALUES (1, 0), (2, 0)", vec![]);
+        w.run(&mut tx).await.unwrap();
+        tx.commit().await.unwrap();
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let (db, stop) = (db.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut n = 0_i64;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let mut tx = db.begin().await.unwrap();
+                    let mut w = Writes::new();
+                    w.push_expect(1, "first", "UPDATE pair SET n = $1 WHERE k = 1", values![n]);
+                    w.push_expect(
+                        1,
+                        "second",
+                        "UPDATE pair SET n = $1 WHERE k = 2",
+                        values![n],
+                    );
+                    w.run(&mut tx).await.unwrap();
+                    tx.commit().await.unwrap();
+                }
+                n
+            })
+        };
+        let mut last = 0;
+        for _ in 0..2_000 {
+            let mut reads = super::Reads::new();
+            let first = reads.push("SELECT n FROM pair WHERE k = 1", vec![]);
+            let second = reads.push("SELECT n FROM pair WHERE k = 2", vec![]);
+            let rows = reads.run_on(&db).await.unwrap();
+            let a = rows.decode::<N>(first).unwrap()[0].n;
+            let b = rows.decode::<N>(second).unwrap()[0].n;
+            assert_eq!(a, b, "one snapshot");
+            last = a;
+        }
+        stop.store(true, Ordering::Relaxed);
+        let written = writer.await.unwrap();
+        assert!(
+            written > 1 && last > 0,
+            "the reads raced the writes ({written} written)"
+        );
+    }
+}
