@@ -157,3 +157,29 @@ async fn a_transaction_left_open_closes_its_connection_instead_of_coming_back() 
     }
     assert_eq!(pool.stats(), (1, 1));
 }
+
+/// The bundled SQLite is built as `.cargo/config.toml` asks (`LIBSQLITE3_FLAGS`): without a
+/// page cache shared by all connections behind one mutex, and without counting allocations
+/// under another. A build outside the workspace's cargo configuration would lose both.
+#[tokio::test]
+async fn sqlite_is_built_without_its_process_wide_mutexes() {
+    let mut conn = SqliteConnectOptions::from_str("sqlite::memory:")
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let options: Vec<String> = sqlx::query_scalar("PRAGMA compile_options")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert!(options.iter().any(|o| o == "THREADSAFE=1"), "{options:?}");
+    assert!(
+        options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+        "{options:?}"
+    );
+    assert!(options.iter().any(|o| o == "USE_ALLOCA"), "{options:?}");
+    assert!(
+        !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+        "{options:?}"
+    );
+}
