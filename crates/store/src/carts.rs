@@ -110,8 +110,7 @@ pub async fn lock_cart_with_items(
         values![id],
     );
     let rows = reads.run(tx).await?;
-    rows.decode::<CartRow>(cart)?
-        .pop()
+    rows.one::<CartRow>(cart)?
         .map(|cart| rows.decode(items).map(|items| (cart, items)))
         .transpose()
 }
@@ -216,15 +215,14 @@ pub async fn checkout_start(
     let items = reads.push(items_of_cart(), values![user, id]);
     let email = reads.push(crate::identity::USER_EMAIL, values![user]);
     let rows = reads.run_on(db).await?;
-    let Some(cart) = rows.decode::<CartRow>(cart)?.pop() else {
+    let Some(cart) = rows.one::<CartRow>(cart)? else {
         return Ok(None);
     };
     Ok(Some(CheckoutStart {
         cart,
         items: rows.decode(items)?,
         email: rows
-            .decode::<Email>(email)?
-            .pop()
+            .one::<Email>(email)?
             .map(|e| e.email)
             .unwrap_or_default(),
     }))

@@ -53,8 +53,7 @@ pub async fn find_user(db: &Db, id: Uuid) -> Result<Option<UserRow>, StoreError>
     )
 }
 
-/// A user's email alone (an order's snapshot needs nothing else of the account).
-/// The email of user `$1`.
+/// The email of user `$1` alone (an order's snapshot needs nothing else of the account).
 pub(crate) const USER_EMAIL: &str = "SELECT email FROM users WHERE id = $1";
 
 pub async fn find_user_by_email(db: &Db, email: &str) -> Result<Option<UserRow>, StoreError> {

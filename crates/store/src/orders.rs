@@ -192,7 +192,7 @@ pub async fn find_order_by_id(db: &Db, id: Uuid) -> Result<Option<OrderRow>, Sto
 pub async fn lock_order(tx: &mut Tx, user: Uuid, id: Uuid) -> Result<Option<OrderRow>, StoreError> {
     let mut reads = Reads::new();
     let order = reads.push(lock_order_sql(tx.backend(), "$2"), values![user, id]);
-    Ok(reads.run(tx).await?.decode(order)?.pop())
+    reads.run(tx).await?.one(order)
 }
 
 /// [`lock_order`]'s statement for the order of user `$1` whose id `id_sql` gives.
@@ -439,7 +439,7 @@ pub async fn order_detail(
     let payments = reads.push(crate::payments::payments_of_order_sql(), values![user, id]);
     let returns = reads.push(RETURNS_OF_ORDER, values![user, id]);
     let rows = reads.run_on(db).await?;
-    let Some(order) = rows.decode::<OrderRow>(order)?.pop() else {
+    let Some(order) = rows.one::<OrderRow>(order)? else {
         return Ok(None);
     };
     Ok(Some(OrderDetail {

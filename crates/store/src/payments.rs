@@ -86,7 +86,7 @@ pub async fn lock_payment(
 ) -> Result<Option<PaymentRow>, StoreError> {
     let mut reads = Reads::new();
     let payment = reads.push(lock_payment_sql(tx.backend()), values![user, id]);
-    Ok(reads.run(tx).await?.decode(payment)?.pop())
+    reads.run(tx).await?.one(payment)
 }
 
 fn lock_payment_sql(backend: Backend) -> String {
@@ -130,12 +130,12 @@ pub async fn lock_payment_with_order(
         values![user, id],
     );
     let rows = reads.run(tx).await?;
-    let Some(payment) = rows.decode::<PaymentRow>(payment)?.pop() else {
+    let Some(payment) = rows.one::<PaymentRow>(payment)? else {
         return Ok(None);
     };
     Ok(Some(PaymentWithOrder {
         payment,
-        order: rows.decode(order)?.pop(),
+        order: rows.one(order)?,
         reservation: crate::reservations::read_locked(&rows, reservation)?,
     }))
 }

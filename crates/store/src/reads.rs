@@ -162,6 +162,22 @@ impl Rows {
             None => Err(StoreError::Unexpected(format!("no statement {i} was read"))),
         }
     }
+
+    /// The row the `i`th statement answered (a lookup by key), if any; more than one is an
+    /// error rather than a row picked at random.
+    pub fn one<T>(&self, i: usize) -> Result<Option<T>, StoreError>
+    where
+        T: for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx::FromRow<'r, PgRow>,
+    {
+        let mut rows = self.decode(i)?;
+        if rows.len() > 1 {
+            return Err(StoreError::Unexpected(format!(
+                "statement {i} answered {} rows where at most one was expected",
+                rows.len()
+            )));
+        }
+        Ok(rows.pop())
+    }
 }
 
 #[cfg(test)]
@@ -174,6 +190,23 @@ mod tests {
     #[derive(sqlx::FromRow)]
     struct N {
         n: i64,
+    }
+
+    #[tokio::test]
+    async fn one_row_is_at_most_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&DbConfig::sqlite_in(dir.path())).await.unwrap();
+        let mut reads = super::Reads::new();
+        let none = reads.push("SELECT 1 AS n WHERE 0", vec![]);
+        let single = reads.push("SELECT 7 AS n", vec![]);
+        let two = reads.push("SELECT 1 AS n UNION ALL SELECT 2", vec![]);
+        let rows = reads.run_on(&db).await.unwrap();
+        assert!(rows.one::<N>(none).unwrap().is_none());
+        assert_eq!(rows.one::<N>(single).unwrap().map(|r| r.n), Some(7));
+        assert!(matches!(
+            rows.one::<N>(two),
+            Err(crate::StoreError::Unexpected(_))
+        ));
     }
 
     /// Two rows always written together: a reader that saw them from two snapshots would
