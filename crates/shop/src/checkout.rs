@@ -5,12 +5,15 @@
 //!
 //! 1. price the cart (locked prices and rate; an ended lock re-prices and asks the shopper
 //!    to look again, 409 `cart_repriced`);
-//! 2. reserve every line through the inventory engine (all or nothing; 409 `out_of_stock`);
-//!    a crash after this leaves a reservation that expires by itself;
-//! 3. one transaction: redeem coupons (conditional counters, so a one-time code is redeemed
-//!    once whatever the race), insert the order (`pending_payment`) with line snapshots and
-//!    fulfilment groups, a `pending` payment, close the cart, `order.created` to the outbox;
-//!    a failure here releases the reservation;
+//! 2. reserve every line through the inventory engine (all or nothing; 409 `out_of_stock`)
+//!    and, in the same transaction (the engine's batch, see [`Placement`]), insert the order
+//!    (`pending_payment`) with line snapshots and fulfilment groups, a `pending` payment,
+//!    close the cart and put `order.created` in the outbox: the grant and the order commit
+//!    together or not at all;
+//! 3. only for an order with coupons, whose counters are conditional writes that may refuse
+//!    (so a one-time code is redeemed once whatever the race): step 2 grants the stock
+//!    alone, then one transaction redeems the coupons and writes the order's rows; a crash
+//!    between leaves a reservation that expires by itself, and a failure releases it;
 //! 4. charge the card token at the provider, outside any transaction, with Emporium's
 //!    payment id as the provider's idempotency key and a timeout;
 //! 5. apply the answer ([`crate::payments`]): paid with the reservation committed in the
@@ -36,7 +39,7 @@ use uuid::Uuid;
 
 use crate::cart::{Destination, PricedCart, price_cart};
 use crate::identity::Actor;
-use crate::inventory::engine::Attempt;
+use crate::inventory::engine::{Attempt, Placement};
 use crate::payments::{self, PaymentView, Report};
 use crate::{Shop, ShopError, events};
 
@@ -167,45 +170,61 @@ pub async fn checkout(
         .iter()
         .map(|(item, facts)| (item.variant_id, facts.sku.clone(), item.quantity))
         .collect();
+    let rows = OrderRows::new(shop, actor, &start, &priced, &req, &shipping.code);
+    // Without coupons the order is written by the batch that grants its stock, in the same
+    // transaction. Coupons' counters are conditional writes that may refuse, so an order
+    // with coupons follows the grant in a transaction of its own (step 3 above).
+    let placement = priced.coupons.is_empty().then(|| {
+        let rows = rows.clone();
+        Arc::new(Placement {
+            cart: cart.id,
+            reservation: rows.order.reservation_id,
+            rows: Box::new(move |w| {
+                rows.queue(w, true);
+            }),
+        })
+    });
+    let placed_with_grant = placement.is_some();
     let reservation = shop
         .engine
         .reserve(Attempt::Stock {
             user,
             lines,
             ttl: shop.config.checkout.payment_window,
+            then: placement,
         })
-        .await?;
-    let placed = place_order(
-        shop,
-        actor,
-        &start,
-        &priced,
-        &req,
-        &shipping.code,
-        reservation.id,
-    )
-    .await;
-    let (_, payment) = match placed {
-        Ok(p) => p,
-        Err(e) => {
-            let mut tx = shop.db.begin().await?;
-            crate::inventory::reservations::release_in(&mut tx, user, reservation.id, shop.now())
-                .await?;
-            tx.commit().await?;
-            shop.catalog_version.bump();
-            if matches!(
-                &e,
-                ShopError::Conflict {
-                    code: "already_checked_out",
-                    ..
-                }
-            ) {
-                return existing_order(shop, actor, cart.id).await;
-            }
-            return Err(e);
-        }
+        .await;
+    let reservation = match reservation {
+        Err(ShopError::Conflict {
+            code: "already_checked_out",
+            ..
+        }) => return existing_order(shop, actor, cart.id).await,
+        r => r?,
     };
-    charge(shop, actor, payment, &req.card_token).await
+    if placed_with_grant {
+        return charge(shop, actor, rows.payment, &req.card_token).await;
+    }
+    let mut rows = rows;
+    rows.order.reservation_id = reservation.id;
+    let placed = place_order(shop, actor, &priced, &rows).await;
+    if let Err(e) = placed {
+        let mut tx = shop.db.begin().await?;
+        crate::inventory::reservations::release_in(&mut tx, user, reservation.id, shop.now())
+            .await?;
+        tx.commit().await?;
+        shop.catalog_version.bump();
+        if matches!(
+            &e,
+            ShopError::Conflict {
+                code: "already_checked_out",
+                ..
+            }
+        ) {
+            return existing_order(shop, actor, cart.id).await;
+        }
+        return Err(e);
+    }
+    charge(shop, actor, rows.payment, &req.card_token).await
 }
 
 /// Asks the provider to charge and applies its answer.
@@ -272,46 +291,95 @@ async fn existing_order(shop: &Shop, actor: &Actor, cart: Uuid) -> Result<Checko
     checkout_view(&order, &payment)
 }
 
-/// Step 3: the order, its payment and the coupon redemptions, in one transaction.
+/// An order's rows, made before its stock is reserved: the order (`pending_payment`, with
+/// the id its reservation will get), its line snapshots, its `pending` payment.
+#[derive(Debug, Clone)]
+struct OrderRows {
+    order: OrderRow,
+    lines: Vec<OrderLineRow>,
+    payment: PaymentRow,
+    now: chrono::DateTime<chrono::Utc>,
+}
+
+impl OrderRows {
+    fn new(
+        shop: &Shop,
+        actor: &Actor,
+        start: &cart_store::CheckoutStart,
+        priced: &PricedCart,
+        req: &CheckoutRequest,
+        shipping_method: &str,
+    ) -> Self {
+        let now = shop.now();
+        let order = order_row(
+            &start.cart,
+            priced,
+            req,
+            shipping_method,
+            Uuid::now_v7(),
+            start.email.clone(),
+            now,
+        );
+        let lines = line_rows(&order, priced);
+        let payment = PaymentRow {
+            user_id: actor.user_id.0,
+            id: Uuid::now_v7(),
+            order_id: order.id,
+            provider: shop.gateway.name().to_owned(),
+            provider_ref: None,
+            status: PaymentStatus::Pending.as_str().to_owned(),
+            amount_minor: order.total_minor,
+            refunded_minor: 0,
+            currency: order.currency.clone(),
+            card_token: Some(req.card_token.clone()),
+            card_brand: None,
+            card_last4: None,
+            failure_code: None,
+            created_at: now,
+            updated_at: now,
+        };
+        Self {
+            order,
+            lines,
+            payment,
+            now,
+        }
+    }
+
+    /// Queues closing the cart, the order with its lines, the payment and `order.created`.
+    /// Returns the index of the cart's closing, which touches no row when the cart is not
+    /// open any more; `locked`: the cart was read open under a lock the transaction holds,
+    /// so that would be an error of the whole transaction.
+    fn queue(&self, writes: &mut Writes, locked: bool) -> usize {
+        let (user, cart) = (self.order.user_id, self.order.cart_id);
+        let closed = writes.len();
+        if locked {
+            cart_store::queue_close_locked_cart(writes, user, cart, self.now);
+        } else {
+            cart_store::queue_close_cart(writes, user, cart, self.now);
+        }
+        order_store::queue_insert_order(writes, &self.order, &self.lines);
+        payment_store::queue_insert_payment(writes, &self.payment);
+        events::queue(
+            writes,
+            user,
+            events::ORDER_CREATED,
+            payments::order_event(&self.order),
+            self.now,
+        );
+        closed
+    }
+}
+
+/// Step 3 for an order with coupons: the coupon redemptions and the order's rows, in one
+/// transaction after the grant.
 async fn place_order(
     shop: &Shop,
     actor: &Actor,
-    start: &cart_store::CheckoutStart,
     priced: &PricedCart,
-    req: &CheckoutRequest,
-    shipping_method: &str,
-    reservation: Uuid,
-) -> Result<(OrderRow, PaymentRow), ShopError> {
-    let now = shop.now();
+    rows: &OrderRows,
+) -> Result<(), ShopError> {
     let user = actor.user_id.0;
-    let cart = &start.cart;
-    let order = order_row(
-        cart,
-        priced,
-        req,
-        shipping_method,
-        reservation,
-        start.email.clone(),
-        now,
-    );
-    let lines = line_rows(&order, priced);
-    let payment = PaymentRow {
-        user_id: user,
-        id: Uuid::now_v7(),
-        order_id: order.id,
-        provider: shop.gateway.name().to_owned(),
-        provider_ref: None,
-        status: PaymentStatus::Pending.as_str().to_owned(),
-        amount_minor: order.total_minor,
-        refunded_minor: 0,
-        currency: order.currency.clone(),
-        card_token: Some(req.card_token.clone()),
-        card_brand: None,
-        card_last4: None,
-        failure_code: None,
-        created_at: now,
-        updated_at: now,
-    };
     let mut tx = shop.db.begin().await?;
     for coupon in &priced.coupons {
         if !emporium_store::pricing::use_coupon(&mut tx, coupon.id).await? {
@@ -339,16 +407,7 @@ async fn place_order(
     // The rest in one round trip; when the cart turns out not to be open any more, the
     // transaction is dropped and none of it stays.
     let mut writes = Writes::new();
-    let closed = cart_store::queue_close_cart(&mut writes, user, cart.id, now);
-    order_store::queue_insert_order(&mut writes, &order, &lines);
-    payment_store::queue_insert_payment(&mut writes, &payment);
-    events::queue(
-        &mut writes,
-        user,
-        events::ORDER_CREATED,
-        payments::order_event(&order),
-        now,
-    );
+    let closed = rows.queue(&mut writes, false);
     if writes.run(&mut tx).await?[closed] != 1 {
         return Err(ShopError::conflict(
             "already_checked_out",
@@ -356,7 +415,7 @@ async fn place_order(
         ));
     }
     tx.commit().await?;
-    Ok((order, payment))
+    Ok(())
 }
 
 fn order_row(

@@ -161,6 +161,18 @@ pub fn queue_close_cart(w: &mut Writes, user: Uuid, id: Uuid, at: DateTime<Utc>)
     )
 }
 
+/// [`queue_close_cart`] for a cart known to be open (read under a lock the transaction
+/// holds): touching no row is then an error of the whole transaction.
+pub fn queue_close_locked_cart(w: &mut Writes, user: Uuid, id: Uuid, at: DateTime<Utc>) {
+    w.push_expect(
+        1,
+        "an open cart locked by the transaction",
+        "UPDATE carts SET status = 'checked_out', updated_at = $3 \
+         WHERE user_id = $1 AND id = $2 AND status = 'open'",
+        values![user, id, at],
+    );
+}
+
 pub async fn reopen_cart(
     tx: &mut Tx,
     user: Uuid,

@@ -194,6 +194,33 @@ impl Tx {
         }
         Ok(())
     }
+
+    /// Commits in two halves: the writes are handed over when this returns, and durable (or
+    /// lost) when the returned [`Commit`] says so. On SQLite the writer's connection goes to
+    /// the next transaction at once, and that one sees these writes and commits with them or
+    /// after them; on PostgreSQL the COMMIT has already finished when this returns.
+    pub async fn hand_over(self) -> Result<Commit, StoreError> {
+        Ok(Commit(match self.inner {
+            TxInner::Sqlite(t) => Box::pin(t.hand_over().await?),
+            TxInner::Postgres(t) => {
+                let done = t.commit().await.map_err(StoreError::from);
+                Box::pin(std::future::ready(done))
+            }
+        }))
+    }
+}
+
+/// The second half of [`Tx::hand_over`]: await it for the commit's outcome.
+#[must_use = "a commit is only known durable once awaited"]
+pub struct Commit(futures::future::BoxFuture<'static, Result<(), StoreError>>);
+
+impl std::future::IntoFuture for Commit {
+    type Output = Result<(), StoreError>;
+    type IntoFuture = futures::future::BoxFuture<'static, Result<(), StoreError>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        self.0
+    }
 }
 
 /// The highest priority of the SQLite writer's thread, and its default.

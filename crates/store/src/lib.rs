@@ -25,7 +25,7 @@ mod shapes;
 mod writer;
 pub mod writes;
 
-pub use db::{Backend, Db, DbConfig, MAX_WRITER_PRIORITY, Tx};
+pub use db::{Backend, Commit, Db, DbConfig, MAX_WRITER_PRIORITY, Tx};
 pub use error::{Constraint, StoreError};
 pub use writes::Writes;
 

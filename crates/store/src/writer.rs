@@ -350,6 +350,15 @@ impl WriterTx {
     /// Hands the savepoint to the batch and waits until the batch is durable. A transaction
     /// that never ran a statement has nothing to wait for.
     pub(crate) async fn commit(self) -> Result<(), StoreError> {
+        self.hand_over().await?.await
+    }
+
+    /// Hands the savepoint to the batch and gives the lock up; the future it returns ends
+    /// when the batch is durable (or lost). Meanwhile the connection serves the next holder,
+    /// which sees these writes, and whose own commit can only come with or after them.
+    pub(crate) async fn hand_over(
+        self,
+    ) -> Result<impl Future<Output = Result<(), StoreError>> + Send + 'static, StoreError> {
         let WriterTx {
             state,
             writer,
@@ -357,13 +366,14 @@ impl WriterTx {
             opened,
         } = self;
         let mut state = state.ok_or_else(gone)?;
+        let (sender, receiver) = oneshot::channel();
         if !opened {
-            return Ok(());
+            let _ = sender.send(Ok(()));
+            return Ok(durable(receiver));
         }
         // No statement runs here (the next holder or the COMMIT releases the savepoint), so
         // nothing can be cut off half-way: the waiter is registered before the lock goes.
         state.savepoint = Savepoint::Committed;
-        let (sender, receiver) = oneshot::channel();
         state.waiting.push(sender);
         if solo {
             // Like `begin_solo`: the COMMIT finishes even if the caller stops waiting.
@@ -376,11 +386,16 @@ impl WriterTx {
             writer.queue_commit(&mut state);
             drop(state);
         }
-        match receiver.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(reason)) => Err(StoreError::Batch(reason)),
-            Err(_) => Err(StoreError::Batch("the writer went away".into())),
-        }
+        Ok(durable(receiver))
+    }
+}
+
+/// Ends when the batch a committed savepoint went into is durable, or lost.
+async fn durable(receiver: oneshot::Receiver<Result<(), String>>) -> Result<(), StoreError> {
+    match receiver.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(reason)) => Err(StoreError::Batch(reason)),
+        Err(_) => Err(StoreError::Batch("the writer went away".into())),
     }
 }
 

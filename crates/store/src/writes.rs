@@ -33,6 +33,7 @@ pub enum Value {
     Uuid(Uuid),
     OptUuid(Option<Uuid>),
     Int(i64),
+    OptInt(Option<i64>),
     Int32(i32),
     Bool(bool),
     Text(String),
@@ -57,6 +58,7 @@ value_from! {
     Uuid => Uuid,
     Option<Uuid> => OptUuid,
     i64 => Int,
+    Option<i64> => OptInt,
     i32 => Int32,
     bool => Bool,
     String => Text,
@@ -84,6 +86,7 @@ macro_rules! values {
 }
 
 /// A queued statement (of [`Writes`] or [`crate::reads::Reads`]).
+#[derive(Debug)]
 pub(crate) struct Statement {
     pub(crate) sql: Cow<'static, str>,
     pub(crate) values: Vec<Value>,
@@ -102,7 +105,7 @@ impl Statement {
 }
 
 /// Statements queued for one round trip; see the module documentation.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Writes {
     statements: Vec<Statement>,
 }
@@ -131,6 +134,20 @@ impl Writes {
             expect: Some((rows, what)),
             ..Statement::new(sql, values)
         });
+    }
+
+    /// Queues `other`'s statements after these (their indexes shift by [`Writes::len`]).
+    pub fn append(&mut self, other: Writes) {
+        self.statements.extend(other.statements);
+    }
+
+    /// Statements queued so far.
+    pub fn len(&self) -> usize {
+        self.statements.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.statements.is_empty()
     }
 
     /// Runs the queued statements in `tx`, in order; returns the rows each touched.
@@ -272,6 +289,7 @@ where
     Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     Option<DateTime<Utc>>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     i32: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
@@ -283,6 +301,7 @@ where
         Value::Uuid(x) => query.bind(x),
         Value::OptUuid(x) => query.bind(x),
         Value::Int(x) => query.bind(x),
+        Value::OptInt(x) => query.bind(x),
         Value::Int32(x) => query.bind(x),
         Value::Bool(x) => query.bind(x),
         Value::Text(x) => query.bind(x),

@@ -188,6 +188,58 @@ on_both_databases! {
         app.assert_stock_equation().await;
     }
 
+    async fn rows_placed_with_a_grant_stand_or_fall_with_it(app) {
+        use emporium_shop::inventory::engine::{Attempt, Placement};
+        use emporium_domain::ids::UserId;
+        let (_, _, a) = shop_with(&app, "WITH-A", 5).await;
+        let b = app.product(&app.seller("seller-with-b@example.com").await, "Thing B", "WITH-B", 1000).await;
+        let b = b["variants"][0]["id"].as_str().unwrap().to_owned();
+        app.receive(&b, "main", 5).await;
+        let (token, user) = app.user("buyer@example.com", emporium_domain::identity::Role::Customer, emporium_domain::identity::UserStatus::Active).await;
+        let user = UserId(user.parse().unwrap());
+        let cart: uuid::Uuid = cart_with(&app, &token, "WITH-A", 1).await.parse().unwrap();
+        let placed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let attempt = |variant: &str, sku: &str| {
+            let placed = placed.clone();
+            Attempt::Stock {
+                user,
+                lines: vec![(variant.parse().unwrap(), sku.to_owned(), 1)],
+                ttl: chrono::Duration::minutes(5),
+                then: Some(Arc::new(Placement {
+                    cart,
+                    reservation: uuid::Uuid::now_v7(),
+                    rows: Box::new(move |w| {
+                        placed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        emporium_store::carts::queue_close_locked_cart(w, user.0, cart, chrono::Utc::now());
+                    }),
+                })),
+            }
+        };
+        // Two attempts for the same open cart, racing: one is granted with its rows (the
+        // cart closed in the same transaction), the other refused without a grant.
+        let (first, second) = tokio::join!(
+            app.shop.engine.reserve(attempt(&a, "WITH-A")),
+            app.shop.engine.reserve(attempt(&b, "WITH-B")),
+        );
+        let (granted, refused) = match (first, second) {
+            (Ok(g), Err(r)) | (Err(r), Ok(g)) => (g, r),
+            other => panic!("one grant and one refusal, got {other:?}"),
+        };
+        assert!(matches!(refused, emporium_shop::ShopError::Conflict { code: "already_checked_out", .. }), "{refused:?}");
+        assert_eq!(placed.load(std::sync::atomic::Ordering::SeqCst), 1, "only the grant's rows are queued");
+        let cart_row = emporium_store::carts::find_cart(&app.shop.db, cart).await.unwrap().unwrap();
+        assert_eq!(cart_row.status, "checked_out");
+        assert!(emporium_store::reservations::find_reservation(&app.shop.db, user.0, granted.id).await.unwrap().is_some());
+        let reserved = stock(&app, "WITH-A").await.1 + stock(&app, "WITH-B").await.1;
+        assert_eq!(reserved, 1, "one unit reserved, by the grant");
+        // The cart is closed now: a further attempt is refused and reserves nothing.
+        let late = app.shop.engine.reserve(attempt(&a, "WITH-A")).await;
+        assert!(matches!(late, Err(emporium_shop::ShopError::Conflict { code: "already_checked_out", .. })), "{late:?}");
+        assert_eq!(stock(&app, "WITH-A").await.1 + stock(&app, "WITH-B").await.1, 1);
+        assert_eq!(placed.load(std::sync::atomic::Ordering::SeqCst), 1);
+        app.assert_stock_equation().await;
+    }
+
     async fn orders_split_by_seller_and_move_through_fulfilment(app) {
         let (admin, seller, _) = shop_with(&app, "SHIP-1", 5).await;
         let other = app.seller("other-seller@example.com").await;

@@ -20,8 +20,8 @@ use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{DateTime, Utc};
 use emporium_domain::ids::UserId;
-use emporium_store::Db;
 use emporium_store::reservations::FlashSaleRow;
+use emporium_store::{Db, Writes};
 use parking_lot::Mutex;
 use tokio::sync::{Notify, mpsc, oneshot};
 use uuid::Uuid;
@@ -67,6 +67,8 @@ pub enum Attempt {
         user: UserId,
         lines: Vec<(Uuid, String, i64)>,
         ttl: chrono::Duration,
+        /// An order placed with the grant, in the same transaction.
+        then: Option<Arc<Placement>>,
     },
     /// Units of a flash sale at its price.
     Flash {
@@ -76,6 +78,37 @@ pub enum Attempt {
         quantity: i64,
         ttl: chrono::Duration,
     },
+}
+
+/// An order that stands or falls with its stock: the checkout's rows, written by the batch
+/// that grants the reservation, so that the grant and the order commit together (one
+/// commit to wait for, where two in a row were) or not at all.
+///
+/// The batch locks the cart with the stock and grants only while the cart is still open
+/// and no earlier attempt of the batch took it (else 409 `already_checked_out`); the rows
+/// close it.
+pub struct Placement {
+    /// The buyer's cart the order is placed from.
+    pub cart: Uuid,
+    /// The id the reservation gets, which the rows refer to.
+    pub reservation: Uuid,
+    /// The rows: queued by [`Placement::queue`] once the grant is decided.
+    pub rows: Box<dyn Fn(&mut Writes) + Send + Sync>,
+}
+
+impl Placement {
+    pub(crate) fn queue(&self, writes: &mut Writes) {
+        (self.rows)(writes);
+    }
+}
+
+impl std::fmt::Debug for Placement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Placement")
+            .field("cart", &self.cart)
+            .field("reservation", &self.reservation)
+            .finish_non_exhaustive()
+    }
 }
 
 type Reply = Result<ReservationView, ShopError>;
@@ -236,16 +269,28 @@ impl Writer {
                 jobs.into_iter().map(|j| (j.attempt, j.reply)).unzip();
             let size = attempts.len();
             let now = self.clock.now();
-            let answers = process(&self.db, &self.memory, now, attempts, EngineMode::Batched).await;
-            self.queued.fetch_sub(size, Ordering::AcqRel);
-            tracing::debug!(
-                batch.size = size,
-                commit_ms = started.elapsed().as_secs_f64() * 1e3,
-                "reservation batch"
-            );
-            for (reply, answer) in replies.into_iter().zip(answers) {
-                let _ = reply.send(answer);
-            }
+            // The batch is written and handed to the store's commit; its waiters are
+            // answered once it is durable, while the next batch is already being written
+            // (on SQLite it lands in the same group commit or the one after).
+            let handed = batch::grant(&self.db, now, &attempts, EngineMode::Batched).await;
+            let memory = self.memory.clone();
+            let queued = self.queued.clone();
+            tokio::spawn(async move {
+                let answers = match handed {
+                    Ok(granted) => granted.finish(&memory).await,
+                    Err(e) => Err(e),
+                }
+                .unwrap_or_else(|e| failed(&e, size));
+                queued.fetch_sub(size, Ordering::AcqRel);
+                tracing::debug!(
+                    batch.size = size,
+                    commit_ms = started.elapsed().as_secs_f64() * 1e3,
+                    "reservation batch"
+                );
+                for (reply, answer) in replies.into_iter().zip(answers) {
+                    let _ = reply.send(answer);
+                }
+            });
         }
     }
 }
@@ -259,19 +304,22 @@ async fn process(
     attempts: Vec<Attempt>,
     mode: EngineMode,
 ) -> Vec<Reply> {
-    match batch::grant(db, memory, now, &attempts, mode).await {
-        Ok(answers) => answers,
-        Err(e) => {
-            let e = format!("{e:#}");
-            tracing::error!(error = %e, batch.size = attempts.len(), "reservation batch failed");
-            attempts
-                .iter()
-                .map(|_| {
-                    Err(ShopError::internal(anyhow::anyhow!(
-                        "reservation batch failed: {e}"
-                    )))
-                })
-                .collect()
-        }
-    }
+    let granted = match batch::grant(db, now, &attempts, mode).await {
+        Ok(granted) => granted.finish(memory).await,
+        Err(e) => Err(e),
+    };
+    granted.unwrap_or_else(|e| failed(&e, attempts.len()))
+}
+
+/// Every attempt of a failed batch fails.
+fn failed(e: &ShopError, size: usize) -> Vec<Reply> {
+    let e = format!("{e:#}");
+    tracing::error!(error = %e, batch.size = size, "reservation batch failed");
+    (0..size)
+        .map(|_| {
+            Err(ShopError::internal(anyhow::anyhow!(
+                "reservation batch failed: {e}"
+            )))
+        })
+        .collect()
 }

@@ -362,6 +362,7 @@ pub async fn reserve(
             user,
             lines: resolved,
             ttl,
+            then: None,
         })
         .await
 }

@@ -104,6 +104,28 @@ async fn a_committed_transaction_is_visible_to_readers_when_commit_returns() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_handed_over_transaction_is_seen_by_the_next_and_durable_when_its_commit_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, reader) = writer(&dir).await;
+    let mut first = writer.begin().await.unwrap();
+    insert(&mut first, 1).await.unwrap();
+    let durable = first.hand_over().await.unwrap();
+    // The lock is free before the first transaction is known durable (its batch's committer
+    // may or may not have come yet): the next holder sees its row either way.
+    let mut next = writer.begin().await.unwrap();
+    let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM t WHERE k = 1")
+        .fetch_one(next.conn().await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(seen, 1);
+    insert(&mut next, 2).await.unwrap();
+    let next_durable = next.hand_over().await.unwrap();
+    durable.await.unwrap();
+    next_durable.await.unwrap();
+    assert_eq!(keys(&reader).await, vec![1, 2]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_dropped_or_failed_transaction_rolls_back_alone() {
     let dir = tempfile::tempdir().unwrap();
     let (writer, reader) = writer(&dir).await;

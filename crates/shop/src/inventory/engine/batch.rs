@@ -5,13 +5,13 @@
 //! then writes one conditional update per SKU and location and per sale and every new row at
 //! once ([`Batch::write`]), and commits.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use emporium_domain::inventory::{Availability, Want};
-use emporium_store::Db;
 use emporium_store::reservations::batch::Statements;
 use emporium_store::reservations::{self as store, FlashSaleRow, LineRow, ReservationRow};
+use emporium_store::{Commit, Db, Writes};
 use uuid::Uuid;
 
 use super::{Attempt, EngineMode, Memory, Reply};
@@ -27,13 +27,39 @@ struct SaleState {
     granted: HashMap<Uuid, i64>,
 }
 
+/// A batch written and handed to the store's commit, not yet known durable.
+pub(super) struct Granted {
+    answers: Vec<Reply>,
+    commit: Commit,
+    /// Sales this batch sold out.
+    sold_out: Vec<Uuid>,
+    /// The earliest expiry among this batch's reservations.
+    first_deadline: Option<DateTime<Utc>>,
+}
+
+impl Granted {
+    /// The answers once the batch is durable; if it is lost, every attempt fails (none was
+    /// granted).
+    pub(super) async fn finish(self, memory: &Memory) -> Result<Vec<Reply>, ShopError> {
+        self.commit.await?;
+        for sale in self.sold_out {
+            memory.mark_sold_out(sale);
+        }
+        if let Some(first) = self.first_deadline {
+            memory.deadline(first);
+        }
+        Ok(self.answers)
+    }
+}
+
+/// Locks, decides and writes one batch, and hands it to the store's commit: on SQLite the
+/// writer's connection is free for the next batch before this one is durable.
 pub(super) async fn grant(
     db: &Db,
-    memory: &Memory,
     now: DateTime<Utc>,
     attempts: &[Attempt],
     mode: EngineMode,
-) -> Result<Vec<Reply>, ShopError> {
+) -> Result<Granted, ShopError> {
     // The naive design commits every attempt on its own; the engine's batches share the
     // store's group commit with the node's other writes.
     let mut tx = match mode {
@@ -49,14 +75,18 @@ pub(super) async fn grant(
     let mut batch = Batch::lock(&mut tx, statements, attempts, now).await?;
     let answers = attempts.iter().map(|a| batch.decide(a)).collect();
     batch.write(&mut tx, statements).await?;
-    tx.commit().await?;
-    for state in batch.sales.values().filter(|s| s.row.remaining == 0) {
-        memory.mark_sold_out(state.row.id);
-    }
-    if let Some(first) = batch.reservations.iter().map(|r| r.expires_at).min() {
-        memory.deadline(first);
-    }
-    Ok(answers)
+    let commit = tx.hand_over().await?;
+    Ok(Granted {
+        answers,
+        commit,
+        sold_out: batch
+            .sales
+            .values()
+            .filter(|s| s.row.remaining == 0)
+            .map(|s| s.row.id)
+            .collect(),
+        first_deadline: batch.reservations.iter().map(|r| r.expires_at).min(),
+    })
 }
 
 /// One batch between its locks and its commit: what it read under lock, what it has
@@ -74,6 +104,11 @@ struct Batch {
     reserved: HashMap<(Uuid, Uuid), i64>,
     reservations: Vec<ReservationRow>,
     lines: Vec<LineRow>,
+    /// Carts of orders placed with grants that are open (read under lock) and not yet
+    /// taken by an attempt of this batch.
+    open_carts: HashSet<(Uuid, Uuid)>,
+    /// The rows of the orders placed with this batch's grants, one set per order.
+    then: Vec<Writes>,
 }
 
 impl Batch {
@@ -102,18 +137,6 @@ impl Batch {
             .collect();
         sale_ids.sort_unstable();
         sale_ids.dedup();
-        // Locking the stock rows first serializes every batch that touches these SKUs, on
-        // any node, so holds and levels read below stay true until commit.
-        let locked = store::batch::lock(tx, statements, &variants, &sale_ids).await?;
-        let mut stock = Availability::default();
-        for level in &locked.levels {
-            stock.add(
-                level.variant_id,
-                level.location_id,
-                level.on_hand - level.reserved,
-            );
-        }
-        let had = variants.iter().map(|v| (*v, stock.total(*v))).collect();
         let mut holds = Vec::new();
         let mut buyers = Vec::new();
         for attempt in attempts {
@@ -131,7 +154,36 @@ impl Batch {
         holds.dedup();
         buyers.sort_unstable();
         buyers.dedup();
-        let read = store::batch::read(tx, statements, &holds, &buyers).await?;
+        let carts: Vec<(Uuid, Uuid)> = attempts
+            .iter()
+            .filter_map(|a| match a {
+                Attempt::Stock {
+                    user,
+                    then: Some(p),
+                    ..
+                } => Some((user.0, p.cart)),
+                _ => None,
+            })
+            .collect();
+        // Locking the stock rows first serializes every batch that touches these SKUs, on
+        // any node, so holds and levels read below stay true until commit.
+        let keys = store::batch::Keys {
+            variants: &variants,
+            sales: &sale_ids,
+            holds: &holds,
+            purchases: &buyers,
+            carts: &carts,
+        };
+        let (locked, read) = store::batch::lock_and_read(tx, statements, &keys).await?;
+        let mut stock = Availability::default();
+        for level in &locked.levels {
+            stock.add(
+                level.variant_id,
+                level.location_id,
+                level.on_hand - level.reserved,
+            );
+        }
+        let had = variants.iter().map(|v| (*v, stock.total(*v))).collect();
         let holds = read
             .holds
             .into_iter()
@@ -154,6 +206,12 @@ impl Batch {
                 state.purchased.insert(user, quantity);
             }
         }
+        let open_carts = read
+            .carts
+            .iter()
+            .filter(|c| c.status == "open")
+            .map(|c| (c.user_id, c.id))
+            .collect();
         Ok(Self {
             now,
             stock,
@@ -163,6 +221,8 @@ impl Batch {
             reserved: HashMap::new(),
             reservations: Vec::new(),
             lines: Vec::new(),
+            open_carts,
+            then: Vec::new(),
         })
     }
 
@@ -170,6 +230,20 @@ impl Batch {
     fn decide(&mut self, attempt: &Attempt) -> Reply {
         let (Attempt::Stock { user, ttl, .. } | Attempt::Flash { user, ttl, .. }) = attempt;
         let user = user.0;
+        // A cart already checked out is told as such (the checkout then answers with its
+        // order), before the hold that order's reservation may still be.
+        let placement = match attempt {
+            Attempt::Stock { then, .. } => then.as_deref(),
+            Attempt::Flash { .. } => None,
+        };
+        if let Some(p) = placement
+            && !self.open_carts.contains(&(user, p.cart))
+        {
+            return Err(ShopError::conflict(
+                "already_checked_out",
+                "the cart is not open any more",
+            ));
+        }
         let held = match attempt {
             Attempt::Stock { lines, .. } => lines
                 .iter()
@@ -185,7 +259,7 @@ impl Batch {
                 serde_json::json!({ "sku": sku, "reservation_id": existing }),
             ));
         }
-        let id = Uuid::now_v7();
+        let id = placement.map_or_else(Uuid::now_v7, |p| p.reservation);
         let (flash_sale_id, new_lines) = match attempt {
             Attempt::Stock { lines, .. } => (None, self.take_stock(user, id, lines)?),
             Attempt::Flash { sale, quantity, .. } => (
@@ -195,6 +269,12 @@ impl Batch {
         };
         for line in &new_lines {
             self.holds.insert((user, line.variant_id), id);
+        }
+        if let Some(p) = placement {
+            self.open_carts.remove(&(user, p.cart));
+            let mut rows = Writes::new();
+            p.queue(&mut rows);
+            self.then.push(rows);
         }
         let row = ReservationRow {
             user_id: user,
@@ -287,7 +367,7 @@ impl Batch {
 
     /// One conditional update per SKU and location and per sale, then every row at once.
     async fn write(
-        &self,
+        &mut self,
         tx: &mut emporium_store::Tx,
         statements: Statements,
     ) -> Result<(), ShopError> {
@@ -311,8 +391,9 @@ impl Batch {
             purchases,
             reservations: &self.reservations,
             lines: &self.lines,
+            then: std::mem::take(&mut self.then),
         };
-        if !store::batch::write(tx, statements, &writes).await? {
+        if !store::batch::write(tx, statements, writes).await? {
             return Err(ShopError::internal(anyhow::anyhow!(
                 "stock or a flash sale changed under the batch's locks"
             )));
