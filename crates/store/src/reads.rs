@@ -49,10 +49,6 @@ impl Reads {
         self.statements.len() - 1
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.statements.is_empty()
-    }
-
     /// Runs the queued statements in `tx`, in order.
     pub async fn run(self, tx: &mut Tx) -> Result<Rows, StoreError> {
         let statements = self.statements;

@@ -33,7 +33,6 @@ pub enum Value {
     Uuid(Uuid),
     OptUuid(Option<Uuid>),
     Int(i64),
-    OptInt(Option<i64>),
     Int32(i32),
     Bool(bool),
     Text(String),
@@ -58,7 +57,6 @@ value_from! {
     Uuid => Uuid,
     Option<Uuid> => OptUuid,
     i64 => Int,
-    Option<i64> => OptInt,
     i32 => Int32,
     bool => Bool,
     String => Text,
@@ -134,11 +132,6 @@ impl Writes {
             expect: Some((rows, what)),
             ..Statement::new(sql, values)
         });
-    }
-
-    /// Queues `other`'s statements after these (their indexes shift by [`Writes::len`]).
-    pub fn append(&mut self, other: Writes) {
-        self.statements.extend(other.statements);
     }
 
     /// Statements queued so far.
@@ -289,7 +282,6 @@ where
     Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     Option<DateTime<Utc>>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     i32: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
@@ -301,7 +293,6 @@ where
         Value::Uuid(x) => query.bind(x),
         Value::OptUuid(x) => query.bind(x),
         Value::Int(x) => query.bind(x),
-        Value::OptInt(x) => query.bind(x),
         Value::Int32(x) => query.bind(x),
         Value::Bool(x) => query.bind(x),
         Value::Text(x) => query.bind(x),

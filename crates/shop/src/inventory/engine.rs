@@ -252,6 +252,9 @@ struct Writer {
 impl Writer {
     /// Ends when every sender is gone (the engine was dropped).
     async fn run(self, mut rx: mpsc::UnboundedReceiver<Job>) {
+        // The batch before, waiting to be durable: at most one waits while the next is
+        // written, so that under a flood batches stay as large as the commits allow.
+        let mut waiting: Option<tokio::task::JoinHandle<()>> = None;
         while let Some(first) = rx.recv().await {
             let mut jobs = vec![first];
             let deadline = tokio::time::Instant::now() + self.config.max_wait;
@@ -273,9 +276,12 @@ impl Writer {
             // answered once it is durable, while the next batch is already being written
             // (on SQLite it lands in the same group commit or the one after).
             let handed = batch::grant(&self.db, now, &attempts, EngineMode::Batched).await;
+            if let Some(before) = waiting.take() {
+                let _ = before.await;
+            }
             let memory = self.memory.clone();
             let queued = self.queued.clone();
-            tokio::spawn(async move {
+            waiting = Some(tokio::spawn(async move {
                 let answers = match handed {
                     Ok(granted) => granted.finish(&memory).await,
                     Err(e) => Err(e),
@@ -290,7 +296,7 @@ impl Writer {
                 for (reply, answer) in replies.into_iter().zip(answers) {
                     let _ = reply.send(answer);
                 }
-            });
+            }));
         }
     }
 }

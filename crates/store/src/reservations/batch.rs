@@ -6,10 +6,9 @@
 //! purchases under those locks (a separate statement, so that it sees what the batch before
 //! committed while this one waited for the locks), and [`write`] applies every conditional
 //! update and inserts every row in data-modifying CTEs fed by arrays, whose text never changes
-//! and so stays prepared. SQLite has a single writer, which already excludes every other
-//! batch, and no data-modifying CTEs: there the locks and reads go in one round trip
-//! ([`lock_and_read`]) and the writes in another, each a multi-statement query of padded
-//! `VALUES` lists, so that a batch holds the writer for two round trips whatever its size.
+//! and so stays prepared. SQLite has a single writer and no data-modifying CTEs: there the
+//! steps run one statement per table, on a connection that nothing else waits on (sending
+//! each step's statements in one round trip was tried: see docs/benchmarks.md).
 //!
 //! [`Statements::PerTable`] runs one statement per table on PostgreSQL too: the naive
 //! baseline's one-attempt transactions use it, because they are faster that way (see
@@ -25,7 +24,7 @@ use super::{
     lock_levels, sale_purchases,
 };
 use crate::db::TxInner;
-use crate::{StoreError, Tx};
+use crate::{StoreError, Tx, on_tx};
 
 /// How a batch's steps reach PostgreSQL (SQLite always runs one statement per table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -256,11 +255,7 @@ pub async fn write(
     statements: Statements,
     mut w: Writes<'_>,
 ) -> Result<bool, StoreError> {
-    let applied = if matches!(tx.inner(), TxInner::Sqlite(_)) && statements == Statements::Folded {
-        sqlite::write(tx, &w).await?
-    } else {
-        write_own(tx, statements, &w).await?
-    };
+    let applied = write_own(tx, statements, &w).await?;
     if applied {
         for rows in std::mem::take(&mut w.then) {
             rows.run(tx).await?;
@@ -367,20 +362,12 @@ fn column<R, T>(rows: &[R], field: impl Fn(&R) -> T) -> Vec<T> {
     rows.iter().map(field).collect()
 }
 
-/// [`lock`] then [`read`]; on SQLite with [`Statements::Folded`], both in one round trip.
-///
-/// SQLite's single writer already excludes every other batch, so there the reads need not
-/// wait for locks and go together: the batch holds the writer for two round trips (this
-/// and [`write`]) whatever its size, where one statement per table and SKU held it for
-/// about twenty in a checkout's batch.
+/// [`lock`], then [`read`] and the carts of the orders placed with the batch's grants.
 pub async fn lock_and_read(
     tx: &mut Tx,
     statements: Statements,
     keys: &Keys<'_>,
 ) -> Result<(Locked, Read), StoreError> {
-    if matches!(tx.inner(), TxInner::Sqlite(_)) && statements == Statements::Folded {
-        return sqlite::lock_and_read(tx, keys).await;
-    }
     let locked = lock(tx, statements, keys.variants, keys.sales).await?;
     let mut read = read(tx, statements, keys.holds, keys.purchases).await?;
     read.carts = lock_carts(tx, keys.carts).await?;
@@ -410,13 +397,21 @@ async fn lock_carts(tx: &mut Tx, carts: &[(Uuid, Uuid)]) -> Result<Vec<CartStatu
             .await?;
         }
         TxInner::Sqlite(_) => {
-            for (user, id) in sorted {
-                let mut reads = crate::reads::Reads::new();
-                let i = reads.push(
-                    "SELECT user_id, id, status FROM carts WHERE user_id = $1 AND id = $2",
-                    crate::values![user, id],
-                );
-                out.extend(reads.run(tx).await?.one::<CartStatus>(i)?);
+            // One statement by id (`carts_by_id`); the user is checked here.
+            for chunk in sorted.chunks(256) {
+                let ids: Vec<Uuid> = chunk.iter().map(|c| c.1).collect();
+                let rows: Vec<CartStatus> = on_tx!(tx, c => {
+                    let mut qb = sqlx::QueryBuilder::new(
+                        "SELECT user_id, id, status FROM carts WHERE id IN (",
+                    );
+                    let mut list = qb.separated(", ");
+                    for id in crate::shapes::padded(&ids) {
+                        list.push_bind(*id);
+                    }
+                    qb.push(")");
+                    qb.build_query_as().fetch_all(c).await
+                })?;
+                out.extend(rows.into_iter().filter(|r| chunk.contains(&(r.user_id, r.id))));
             }
         }
     }
@@ -441,282 +436,4 @@ pub struct Keys<'a> {
     pub purchases: &'a [(Uuid, Uuid)],
     /// (user, cart) of the orders placed with the batch's grants, locked after the rest.
     pub carts: &'a [(Uuid, Uuid)],
-}
-
-/// The SQLite batch in two round trips: every statement of a step sent at once.
-mod sqlite {
-    use super::{CartStatus, Keys, Locked, Read, Writes};
-    use crate::reads::Reads;
-    use crate::reservations::{FlashSaleRow, HoldRow, LevelRow, SALE_COLUMNS};
-    use crate::writes::Value;
-    use crate::{StoreError, Tx, shapes};
-    use uuid::Uuid;
-
-    /// Most rows in one `VALUES` list or values in one `IN` list (a power of two).
-    const ROWS: usize = 128;
-
-    /// `$1, $2, …, $n`.
-    fn list(n: usize) -> String {
-        (1..=n)
-            .map(|i| format!("${i}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-
-    /// `VALUES ($1, $2), ($3, $4), …`: `rows` rows of `columns` parameters.
-    fn values_list(rows: usize, columns: usize) -> String {
-        let rows: Vec<String> = (0..rows)
-            .map(|r| {
-                let row: Vec<String> = (1..=columns)
-                    .map(|c| format!("${}", r * columns + c))
-                    .collect();
-                format!("({})", row.join(", "))
-            })
-            .collect();
-        format!("VALUES {}", rows.join(", "))
-    }
-
-    /// Padded rows of `chunk` as parameters, `columns` values each (NULL for padding).
-    fn padded_values<T>(
-        chunk: &[T],
-        columns: impl Fn(Option<&T>) -> Vec<Value>,
-    ) -> (usize, Vec<Value>) {
-        let rows: Vec<Option<&T>> = shapes::padded_rows(chunk).collect();
-        let n = rows.len();
-        (n, rows.into_iter().flat_map(columns).collect())
-    }
-
-    pub(super) async fn lock_and_read(
-        tx: &mut Tx,
-        keys: &Keys<'_>,
-    ) -> Result<(Locked, Read), StoreError> {
-        let mut reads = Reads::new();
-        let mut levels = Vec::new();
-        for chunk in keys.variants.chunks(ROWS) {
-            let ids: Vec<Value> = shapes::padded(chunk).map(|v| Value::from(*v)).collect();
-            levels.push(reads.push(
-                format!(
-                    "SELECT variant_id, location_id, on_hand, reserved FROM stock_levels \
-                     WHERE variant_id IN ({}) ORDER BY variant_id, location_id",
-                    list(ids.len())
-                ),
-                ids,
-            ));
-        }
-        let mut sales = Vec::new();
-        for chunk in keys.sales.chunks(ROWS) {
-            let ids: Vec<Value> = shapes::padded(chunk).map(|v| Value::from(*v)).collect();
-            sales.push(reads.push(
-                format!(
-                    "SELECT {SALE_COLUMNS} FROM flash_sales WHERE id IN ({}) ORDER BY id",
-                    list(ids.len())
-                ),
-                ids,
-            ));
-        }
-        let mut holds = Vec::new();
-        for chunk in keys.holds.chunks(ROWS) {
-            let (n, values) = padded_values(chunk, |p| {
-                vec![p.map(|p| p.0).into(), p.map(|p| p.1).into()]
-            });
-            holds.push(reads.push(
-                format!(
-                    "SELECT h.user_id, h.variant_id, h.reservation_id FROM ({}) AS p \
-                     JOIN reservation_holds h ON h.user_id = p.column1 AND h.variant_id = p.column2",
-                    values_list(n, 2)
-                ),
-                values,
-            ));
-        }
-        let mut purchases = Vec::new();
-        for chunk in keys.purchases.chunks(ROWS) {
-            let (n, values) = padded_values(chunk, |p| {
-                vec![p.map(|p| p.0).into(), p.map(|p| p.1).into()]
-            });
-            purchases.push(reads.push(
-                format!(
-                    "SELECT f.flash_sale_id, f.user_id, f.quantity FROM ({}) AS p \
-                     JOIN flash_sale_purchases f ON f.flash_sale_id = p.column1 AND f.user_id = p.column2",
-                    values_list(n, 2)
-                ),
-                values,
-            ));
-        }
-        let mut carts = Vec::new();
-        for chunk in keys.carts.chunks(ROWS) {
-            let (n, values) = padded_values(chunk, |p| {
-                vec![p.map(|p| p.0).into(), p.map(|p| p.1).into()]
-            });
-            carts.push(reads.push(
-                format!(
-                    "SELECT c.user_id, c.id, c.status FROM ({}) AS p \
-                     JOIN carts c ON c.user_id = p.column1 AND c.id = p.column2",
-                    values_list(n, 2)
-                ),
-                values,
-            ));
-        }
-        if reads.is_empty() {
-            return Ok((Locked::default(), Read::default()));
-        }
-        let rows = reads.run(tx).await?;
-        let mut locked = Locked::default();
-        for i in levels {
-            locked.levels.extend(rows.decode::<LevelRow>(i)?);
-        }
-        for i in sales {
-            locked.sales.extend(rows.decode::<FlashSaleRow>(i)?);
-        }
-        let mut read = Read::default();
-        for i in holds {
-            read.holds.extend(rows.decode::<HoldRow>(i)?);
-        }
-        for i in purchases {
-            read.purchases.extend(rows.decode::<(Uuid, Uuid, i64)>(i)?);
-        }
-        for i in carts {
-            read.carts.extend(rows.decode::<CartStatus>(i)?);
-        }
-        Ok((locked, read))
-    }
-
-    /// Every write of the batch in one round trip. False when a conditional update found
-    /// its row changed under the batch's lock (nothing of the batch may then be kept).
-    pub(super) async fn write(tx: &mut Tx, w: &Writes<'_>) -> Result<bool, StoreError> {
-        let mut writes = crate::Writes::new();
-        let mut conditional = Vec::new();
-        for chunk in w.reserved.chunks(ROWS) {
-            let (n, values) = padded_values(chunk, |r| {
-                vec![
-                    r.map(|r| r.0).into(),
-                    r.map(|r| r.1).into(),
-                    r.map(|r| r.2).into(),
-                ]
-            });
-            // Each level comes once in `reserved`, so each row joins one `d` row at most.
-            let at = writes.push(
-                format!(
-                    "UPDATE stock_levels SET reserved = reserved + d.column3 FROM ({}) AS d \
-                     WHERE stock_levels.variant_id = d.column1 AND stock_levels.location_id = d.column2 \
-                       AND stock_levels.on_hand - stock_levels.reserved >= d.column3 \
-                       AND stock_levels.reserved + d.column3 >= 0",
-                    values_list(n, 3)
-                ),
-                values,
-            );
-            conditional.push((at, chunk.len()));
-        }
-        for &(sale, quantity) in &w.taken {
-            let at = writes.push(
-                "UPDATE flash_sales SET remaining = remaining - $2 \
-                 WHERE id = $1 AND remaining - $2 >= 0 AND remaining - $2 <= quantity",
-                crate::values![sale, quantity],
-            );
-            conditional.push((at, 1));
-        }
-        for chunk in w.purchases.chunks(ROWS) {
-            let (n, values) = padded_values(chunk, |p| {
-                vec![
-                    p.map(|p| p.1).into(),
-                    p.map(|p| p.0).into(),
-                    p.map(|p| p.2.max(0)).into(),
-                ]
-            });
-            writes.push(
-                format!(
-                    "{}{}{} ON CONFLICT (user_id, flash_sale_id) \
-                     DO UPDATE SET quantity = flash_sale_purchases.quantity + excluded.quantity",
-                    shapes::insert_from_values(
-                        "flash_sale_purchases",
-                        "user_id, flash_sale_id, quantity"
-                    ),
-                    values_list(n, 3),
-                    shapes::VALUES_KEPT
-                ),
-                values,
-            );
-        }
-        for chunk in w.reservations.chunks(ROWS) {
-            let (n, values) = padded_values(chunk, |r| {
-                vec![
-                    r.map(|r| r.user_id).into(),
-                    r.map(|r| r.id).into(),
-                    r.map(|r| r.status.clone()).into(),
-                    r.and_then(|r| r.flash_sale_id).into(),
-                    r.map(|r| r.expires_at).into(),
-                    r.map(|r| r.created_at).into(),
-                    r.map(|r| r.updated_at).into(),
-                ]
-            });
-            writes.push(
-                format!(
-                    "{}{}{}",
-                    shapes::insert_from_values(
-                        "reservations",
-                        crate::reservations::RESERVATION_COLUMNS
-                    ),
-                    values_list(n, 7),
-                    shapes::VALUES_KEPT
-                ),
-                values,
-            );
-        }
-        for chunk in w.lines.chunks(ROWS) {
-            let (n, values) = padded_values(chunk, |l| {
-                vec![
-                    l.map(|l| l.user_id).into(),
-                    l.map(|l| l.reservation_id).into(),
-                    l.map(|l| l.variant_id).into(),
-                    l.map(|l| l.location_id).into(),
-                    l.map(|l| l.quantity).into(),
-                    l.and_then(|l| l.unit_price_minor).into(),
-                    l.and_then(|l| l.currency.clone()).into(),
-                ]
-            });
-            writes.push(
-                format!(
-                    "{}{}{}",
-                    shapes::insert_from_values(
-                        "reservation_lines",
-                        "user_id, reservation_id, variant_id, location_id, quantity, unit_price_minor, currency"
-                    ),
-                    values_list(n, 7),
-                    shapes::VALUES_KEPT
-                ),
-                values,
-            );
-        }
-        let mut holds: Vec<(Uuid, Uuid, Uuid)> = w
-            .lines
-            .iter()
-            .map(|l| (l.user_id, l.variant_id, l.reservation_id))
-            .collect();
-        holds.sort_unstable();
-        holds.dedup();
-        for chunk in holds.chunks(ROWS) {
-            let (n, values) = padded_values(chunk, |h| {
-                vec![
-                    h.map(|h| h.0).into(),
-                    h.map(|h| h.1).into(),
-                    h.map(|h| h.2).into(),
-                ]
-            });
-            writes.push(
-                format!(
-                    "{}{}{}",
-                    shapes::insert_from_values(
-                        "reservation_holds",
-                        "user_id, variant_id, reservation_id"
-                    ),
-                    values_list(n, 3),
-                    shapes::VALUES_KEPT
-                ),
-                values,
-            );
-        }
-        let counts = writes.run(tx).await?;
-        Ok(conditional
-            .iter()
-            .all(|&(at, rows)| counts.get(at).copied() == u64::try_from(rows).ok()))
-    }
 }
