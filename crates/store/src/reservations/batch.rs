@@ -411,7 +411,10 @@ async fn lock_carts(tx: &mut Tx, carts: &[(Uuid, Uuid)]) -> Result<Vec<CartStatu
                     qb.push(")");
                     qb.build_query_as().fetch_all(c).await
                 })?;
-                out.extend(rows.into_iter().filter(|r| chunk.contains(&(r.user_id, r.id))));
+                out.extend(
+                    rows.into_iter()
+                        .filter(|r| chunk.contains(&(r.user_id, r.id))),
+                );
             }
         }
     }
