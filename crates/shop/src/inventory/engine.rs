@@ -5,8 +5,10 @@
 //! buyers' holds, grants first come first served in memory, then applies one conditional
 //! update per SKU and location (and per sale), inserts every reservation row at once and
 //! commits once: one fsync serves the whole batch. Only then are the waiters answered, so
-//! a grant is always durable. `Naive` mode runs the same steps with one transaction per
-//! attempt, for comparison.
+//! a grant is always durable; a task of its own answers them, while the writer task writes
+//! the next batch (at most one batch waits for its commit that way). A stock attempt may
+//! carry rows that stand or fall with its grant ([`Placement`]: the checkout's order).
+//! `Naive` mode runs the same steps with one transaction per attempt, for comparison.
 //!
 //! Layout: this file holds the queue, the writer task and what the engine remembers between
 //! batches ([`Memory`]); `batch` holds the steps of one batch.
