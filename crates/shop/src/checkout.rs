@@ -170,7 +170,7 @@ pub async fn checkout(
         .iter()
         .map(|(item, facts)| (item.variant_id, facts.sku.clone(), item.quantity))
         .collect();
-    let rows = OrderRows::new(shop, actor, &start, &priced, &req, &shipping.code);
+    let mut rows = OrderRows::new(shop, actor, &start, &priced, &req, &shipping.code);
     // Without coupons the order is written by the batch that grants its stock, in the same
     // transaction. Coupons' counters are conditional writes that may refuse, so an order
     // with coupons follows the grant in a transaction of its own (step 3 above).
@@ -204,7 +204,6 @@ pub async fn checkout(
     if placed_with_grant {
         return charge(shop, actor, rows.payment, &req.card_token).await;
     }
-    let mut rows = rows;
     rows.order.reservation_id = reservation.id;
     let placed = place_order(shop, actor, &priced, &rows).await;
     if let Err(e) = placed {

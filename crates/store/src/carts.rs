@@ -154,11 +154,7 @@ pub fn queue_update_cart(w: &mut Writes, c: &CartRow) {
 
 /// Queues checking out an open cart; its count is 0 when the cart was not open any more.
 pub fn queue_close_cart(w: &mut Writes, user: Uuid, id: Uuid, at: DateTime<Utc>) -> usize {
-    w.push(
-        "UPDATE carts SET status = 'checked_out', updated_at = $3 \
-         WHERE user_id = $1 AND id = $2 AND status = 'open'",
-        values![user, id, at],
-    )
+    w.push(CLOSE_OPEN_CART, values![user, id, at])
 }
 
 /// [`queue_close_cart`] for a cart known to be open (read under a lock the transaction
@@ -167,11 +163,14 @@ pub fn queue_close_locked_cart(w: &mut Writes, user: Uuid, id: Uuid, at: DateTim
     w.push_expect(
         1,
         "an open cart locked by the transaction",
-        "UPDATE carts SET status = 'checked_out', updated_at = $3 \
-         WHERE user_id = $1 AND id = $2 AND status = 'open'",
+        CLOSE_OPEN_CART,
         values![user, id, at],
     );
 }
+
+/// Cart `$2` of user `$1` checked out at `$3`, if it is open.
+const CLOSE_OPEN_CART: &str = "UPDATE carts SET status = 'checked_out', updated_at = $3 \
+     WHERE user_id = $1 AND id = $2 AND status = 'open'";
 
 pub async fn reopen_cart(
     tx: &mut Tx,

@@ -237,6 +237,31 @@ on_both_databases! {
         assert!(matches!(late, Err(emporium_shop::ShopError::Conflict { code: "already_checked_out", .. })), "{late:?}");
         assert_eq!(stock(&app, "WITH-A").await.1 + stock(&app, "WITH-B").await.1, 1);
         assert_eq!(placed.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // Rows that fail (they close a cart that is not there) take the grant down with
+        // them: the batch's transaction is lost whole, nothing stays reserved. (A SKU the
+        // buyer holds nothing of, so the grant itself would go through.)
+        let c = app.product(&app.seller("seller-with-c@example.com").await, "Thing C", "WITH-C", 1000).await;
+        let c = c["variants"][0]["id"].as_str().unwrap().to_owned();
+        app.receive(&c, "main", 5).await;
+        let open: uuid::Uuid = cart_with(&app, &token, "WITH-C", 1).await.parse().unwrap();
+        let doomed = uuid::Uuid::now_v7();
+        let failing = app.shop.engine.reserve(Attempt::Stock {
+            user,
+            lines: vec![(c.parse().unwrap(), "WITH-C".to_owned(), 1)],
+            ttl: chrono::Duration::minutes(5),
+            then: Some(Arc::new(Placement {
+                cart: open,
+                reservation: doomed,
+                rows: Box::new(move |w| {
+                    emporium_store::carts::queue_close_locked_cart(w, user.0, uuid::Uuid::now_v7(), chrono::Utc::now());
+                }),
+            })),
+        }).await;
+        assert!(matches!(failing, Err(emporium_shop::ShopError::Internal(_))), "{failing:?}");
+        assert!(emporium_store::reservations::find_reservation(&app.shop.db, user.0, doomed).await.unwrap().is_none());
+        assert_eq!(stock(&app, "WITH-A").await.1 + stock(&app, "WITH-B").await.1, 1);
+        assert_eq!(stock(&app, "WITH-C").await, (5, 0));
+        assert_eq!(emporium_store::carts::find_cart(&app.shop.db, open).await.unwrap().unwrap().status, "open");
         app.assert_stock_equation().await;
     }
 

@@ -413,7 +413,7 @@ async fn lock_carts(tx: &mut Tx, carts: &[(Uuid, Uuid)]) -> Result<Vec<CartStatu
                 })?;
                 out.extend(
                     rows.into_iter()
-                        .filter(|r| chunk.contains(&(r.user_id, r.id))),
+                        .filter(|r| chunk.binary_search(&(r.user_id, r.id)).is_ok()),
                 );
             }
         }
