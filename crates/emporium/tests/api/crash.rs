@@ -1,9 +1,11 @@
 //! The real binary as child processes under stress: a SIGKILL in the middle of a reservation
 //! load loses no acknowledged reservation (SQLite), and three servers on one PostgreSQL
-//! database never oversell nor let one shopper hold two reservations of a SKU.
+//! database never oversell nor let one shopper hold two reservations of a SKU. `checkout`
+//! kills a server in the middle of checkouts, on either database.
 //!
 //! Layout: `harness` (child servers, data, load generator, checks), then the tests.
 
+mod checkout;
 pub(crate) mod harness;
 
 use std::collections::HashMap;
