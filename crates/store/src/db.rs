@@ -226,7 +226,7 @@ impl std::future::IntoFuture for Commit {
 /// The highest priority of the SQLite writer's thread, and its default.
 pub const MAX_WRITER_PRIORITY: u8 = 99;
 
-/// How much of the database file SQLite maps into memory (address space, not RAM).
+/// How much of the database file the writer maps into memory (address space, not RAM).
 const SQLITE_MMAP_BYTES: u64 = 1 << 30;
 
 async fn connect_sqlite(config: &DbConfig) -> Result<Pools, StoreError> {
@@ -235,19 +235,23 @@ async fn connect_sqlite(config: &DbConfig) -> Result<Pools, StoreError> {
         .journal_mode(SqliteJournalMode::Wal)
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(5))
-        // Pages are read through a shared memory map, not copied in by a system call each:
-        // under writes every connection's own page cache starts empty at each transaction
-        // (WAL), so without it reads go back to the file again and again.
-        .pragma("mmap_size", SQLITE_MMAP_BYTES.to_string())
         // Every request's writes are a savepoint in the writer's batch (see
         // [`crate::writer`]), and SQLite keeps each page's content from before a savepoint
         // in a statement journal. By default that journal goes to a temporary file once it
         // outgrows 64 KiB, and then each page a request changes first costs a write to it;
         // in memory it is a copy. Sorts and temporary tables stay in memory too.
         .pragma("temp_store", "memory");
-    // The writer fsyncs every commit: an acknowledged response means durable data.
+    // The writer fsyncs every commit: an acknowledged response means durable data. It reads
+    // pages through a memory map of the file, which stays valid: no other connection writes.
+    // A reader's does not: once any commit lands, SQLite drops the reader's cached pages and
+    // its whole map at its next transaction, and under writes that is nearly every one.
+    // Unmapping and faulting the pages back in cost more than copying the few pages a read
+    // needs (measured in docs/benchmarks.md), so readers copy.
     let write = writer::connect(
-        &base.clone().synchronous(SqliteSynchronous::Full),
+        &base
+            .clone()
+            .synchronous(SqliteSynchronous::Full)
+            .pragma("mmap_size", SQLITE_MMAP_BYTES.to_string()),
         config.sqlite_writer_priority,
     )
     .await?;
