@@ -17,8 +17,11 @@
 //! 4. charge the card token at the provider, outside any transaction, with Emporium's
 //!    payment id as the provider's idempotency key and a timeout;
 //! 5. apply the answer ([`crate::payments`]): paid with the reservation committed in the
-//!    same transaction, or cancelled with it released. A crash between 3 and 5 leaves a
-//!    `pending` payment that reconciliation resolves by asking the provider.
+//!    same transaction, or cancelled with it released. A capture of an order placed with its
+//!    grant is applied to the rows as step 2 wrote them, in one round trip whose every write
+//!    is conditional on its row being unchanged ([`payments::apply_capture`]); if anything
+//!    moved them it is dropped whole and the answer applied the usual way. A crash between 3
+//!    and 5 leaves a `pending` payment that reconciliation resolves by asking the provider.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,12 +37,14 @@ use emporium_store::Writes;
 use emporium_store::carts as cart_store;
 use emporium_store::orders::{self as order_store, Json, OrderLineRow, OrderRow};
 use emporium_store::payments::{self as payment_store, PaymentRow};
+use emporium_store::reservations::{LineRow, ReservationRow};
 use serde::Serialize;
 use uuid::Uuid;
 
 use crate::cart::{Destination, PricedCart, price_cart};
 use crate::identity::Actor;
 use crate::inventory::engine::{Attempt, Placement};
+use crate::inventory::reservations::ReservationView;
 use crate::payments::{self, PaymentView, Report};
 use crate::{Shop, ShopError, events};
 
@@ -202,7 +207,8 @@ pub async fn checkout(
         r => r?,
     };
     if placed_with_grant {
-        return charge(shop, actor, rows.payment, &req.card_token).await;
+        let placed = rows.placed(&reservation, &priced);
+        return charge(shop, actor, rows.payment, &req.card_token, placed).await;
     }
     rows.order.reservation_id = reservation.id;
     let placed = place_order(shop, actor, &priced, &rows).await;
@@ -223,15 +229,17 @@ pub async fn checkout(
         }
         return Err(e);
     }
-    charge(shop, actor, rows.payment, &req.card_token).await
+    charge(shop, actor, rows.payment, &req.card_token, None).await
 }
 
-/// Asks the provider to charge and applies its answer.
+/// Asks the provider to charge and applies its answer: in one round trip when the checkout
+/// knows the rows it wrote (`placed`) and nothing else moved them, else the usual way.
 async fn charge(
     shop: &Shop,
     actor: &Actor,
     payment: PaymentRow,
     token: &str,
+    placed: Option<payments::Placed>,
 ) -> Result<CheckoutView, ShopError> {
     let request = ChargeRequest {
         key: payment.id.to_string(),
@@ -266,7 +274,14 @@ async fn charge(
         }
     };
     let turn = shop.payment_locks.lock(payment.id).await;
-    let applied = payments::apply(shop, actor.user_id, payment.id, &report, None).await?;
+    let fast = match &placed {
+        Some(placed) => payments::apply_capture(shop, placed, &report).await?,
+        None => None,
+    };
+    let applied = match fast {
+        Some(applied) => applied,
+        None => payments::apply(shop, actor.user_id, payment.id, &report, None).await?,
+    };
     drop(turn);
     let order = match applied.order {
         Some(order) => order,
@@ -301,6 +316,50 @@ struct OrderRows {
 }
 
 impl OrderRows {
+    /// The rows as the grant wrote them, with the reservation's allocation; `None` when the
+    /// reservation's lines do not match the cart's (then nothing is assumed about them).
+    fn placed(
+        &self,
+        reservation: &ReservationView,
+        priced: &PricedCart,
+    ) -> Option<payments::Placed> {
+        let user = self.order.user_id;
+        let mut lines = Vec::new();
+        for line in &reservation.lines {
+            let (item, _) = priced.lines.iter().find(|(_, f)| f.sku == line.sku)?;
+            let allocated: i64 = line.allocations.iter().map(|a| a.quantity).sum();
+            if allocated != line.quantity || line.quantity != item.quantity {
+                return None;
+            }
+            lines.extend(line.allocations.iter().map(|a| LineRow {
+                user_id: user,
+                reservation_id: reservation.id,
+                variant_id: item.variant_id,
+                location_id: a.location_id,
+                quantity: a.quantity,
+                unit_price_minor: line.unit_price_minor,
+                currency: line.currency.clone(),
+            }));
+        }
+        if reservation.id != self.order.reservation_id || lines.is_empty() {
+            return None;
+        }
+        Some(payments::Placed {
+            order: self.order.clone(),
+            payment: self.payment.clone(),
+            reservation: ReservationRow {
+                user_id: user,
+                id: reservation.id,
+                status: reservation.status.clone(),
+                flash_sale_id: reservation.flash_sale_id,
+                expires_at: reservation.expires_at,
+                created_at: reservation.created_at,
+                updated_at: reservation.created_at,
+            },
+            lines,
+        })
+    }
+
     fn new(
         shop: &Shop,
         actor: &Actor,

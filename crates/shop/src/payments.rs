@@ -5,6 +5,9 @@
 //! new state only if [`PaymentStatus::accepts`] it (reports come late, twice and out of
 //! order), records the provider event id (so a webhook is applied once), and moves the
 //! order: paid with its reservation committed, or cancelled with its reservation released.
+//! The one shortcut is [`apply_capture`], for the answer to a checkout's own charge: the
+//! same writes in one round trip, each conditional on its row being as the checkout wrote it,
+//! dropped whole (and [`apply`] used instead) when any is not.
 //! The unique index `payments_one_success` makes a second captured payment for an order
 //! impossible whatever the race.
 
@@ -72,7 +75,7 @@ pub(crate) fn view(p: &PaymentRow) -> PaymentView {
 
 /// What a provider said about a payment.
 #[derive(Debug, Clone)]
-pub(crate) struct Report {
+pub struct Report {
     pub status: PaymentStatus,
     pub reference: Option<String>,
     pub card_brand: Option<String>,
@@ -81,6 +84,16 @@ pub(crate) struct Report {
 }
 
 impl Report {
+    /// The payment as this report leaves it, at `now`.
+    fn write_into(&self, payment: &mut PaymentRow, now: DateTime<Utc>) {
+        payment.status = self.status.as_str().to_owned();
+        payment.provider_ref = self.reference.clone().or(payment.provider_ref.take());
+        payment.card_brand = self.card_brand.clone().or(payment.card_brand.take());
+        payment.card_last4 = self.card_last4.clone().or(payment.card_last4.take());
+        payment.failure_code = self.failure_code.clone().or(payment.failure_code.take());
+        payment.updated_at = now;
+    }
+
     pub fn from_provider(p: &ProviderPayment) -> Self {
         let (status, failure_code) = match &p.status {
             ChargeStatus::Succeeded => (PaymentStatus::Succeeded, None),
@@ -135,7 +148,7 @@ pub(crate) type EventKey<'a> = (&'a str, &'a str, &'a str);
 /// A payment and its order after a report; `fresh` is false for a repeated event. `order`
 /// is `None` when the report changed nothing (it is not read then: most callers only need the
 /// payment).
-pub(crate) struct Applied {
+pub struct Applied {
     pub payment: PaymentRow,
     pub order: Option<OrderRow>,
     pub fresh: bool,
@@ -183,12 +196,7 @@ pub(crate) async fn apply(
         });
     }
     let mut order = locked.order.ok_or(ShopError::NotFound("order"))?;
-    payment.status = report.status.as_str().to_owned();
-    payment.provider_ref = report.reference.clone().or(payment.provider_ref);
-    payment.card_brand = report.card_brand.clone().or(payment.card_brand);
-    payment.card_last4 = report.card_last4.clone().or(payment.card_last4);
-    payment.failure_code = report.failure_code.clone().or(payment.failure_code);
-    payment.updated_at = now;
+    report.write_into(&mut payment, now);
     // The payment and order are locked: what follows is decided, and its writes go to the
     // database together.
     let mut writes = Writes::new();
@@ -212,6 +220,59 @@ pub(crate) async fn apply(
     })
 }
 
+/// The rows a checkout wrote with its grant, as it wrote them: enough to apply the answer to
+/// its charge without locking and reading them back.
+#[derive(Debug, Clone)]
+pub struct Placed {
+    pub order: OrderRow,
+    pub payment: PaymentRow,
+    pub reservation: ReservationRow,
+    pub lines: Vec<LineRow>,
+}
+
+/// Applies a capture reported in answer to the checkout's own charge, in one round trip
+/// where [`apply`] takes two: every write is conditional on its row being as the checkout
+/// left it (the payment `pending`, the order `pending_payment`, the reservation active with
+/// its units reserved), and if any is not (a webhook or the customer's confirm came first,
+/// the hold ended) the transaction is dropped whole and `None` says so: the caller applies
+/// the report the usual way. The rows are written in the order [`apply`] locks them.
+pub async fn apply_capture(
+    shop: &Shop,
+    placed: &Placed,
+    report: &Report,
+) -> Result<Option<Applied>, ShopError> {
+    let now = shop.now();
+    if report.status != PaymentStatus::Succeeded || placed.payment.status != "pending" {
+        return Ok(None);
+    }
+    let mut payment = placed.payment.clone();
+    report.write_into(&mut payment, now);
+    let mut order = placed.order.clone();
+    let mut writes = Writes::new();
+    store::queue_update_pending_payment(&mut writes, &payment);
+    let reservation = Some((placed.reservation.clone(), placed.lines.clone()));
+    match queue_paid(&mut writes, &mut order, reservation, now) {
+        Ok(()) => {}
+        // The hold ran out: the usual way cancels the order.
+        Err(ShopError::Conflict { .. } | ShopError::ConflictDetails { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let mut tx = shop.db.begin().await?;
+    match writes.run(&mut tx).await {
+        Ok(_) => {}
+        // Dropping the transaction undoes whatever of it did apply.
+        Err(emporium_store::StoreError::Unexpected(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    tx.commit().await?;
+    shop.catalog_version.bump();
+    Ok(Some(Applied {
+        payment,
+        order: Some(order),
+        fresh: true,
+    }))
+}
+
 /// What a payment's new state means for its order, in the caller's transaction: paid, with
 /// its reservation (locked by the caller) committed (queued in `writes`), or cancelled.
 async fn move_order(
@@ -223,29 +284,10 @@ async fn move_order(
     now: DateTime<Utc>,
 ) -> Result<(), ShopError> {
     let status = OrderStatus::parse(&order.status)?;
-    let user = UserId(order.user_id);
     match payment {
         PaymentStatus::Succeeded if status == OrderStatus::PendingPayment => {
-            match crate::inventory::reservations::queue_commit(writes, user, reservation, now) {
-                Ok(_) => {
-                    let to = next_status(order, OrderEvent::PaymentSucceeded)?;
-                    order_store::queue_set_status(
-                        writes,
-                        order.user_id,
-                        order.id,
-                        &order.status,
-                        to.as_str(),
-                        now,
-                    );
-                    order.status = to.as_str().to_owned();
-                    events::queue(
-                        writes,
-                        order.user_id,
-                        events::ORDER_PAID,
-                        order_event(order),
-                        now,
-                    );
-                }
+            match queue_paid(writes, order, reservation, now) {
+                Ok(()) => {}
                 // The hold ran out before the money arrived: the order cannot be fulfilled.
                 // It is cancelled here and the capture refunded by reconciliation.
                 Err(ShopError::Conflict { .. } | ShopError::ConflictDetails { .. }) => {
@@ -262,6 +304,38 @@ async fn move_order(
         }
         _ => {}
     }
+    Ok(())
+}
+
+/// Queues a pending order's move to paid: its reservation committed (its units sold), its
+/// status, `order.paid`. A 409 when the reservation is no longer active; nothing is queued then.
+fn queue_paid(
+    writes: &mut Writes,
+    order: &mut OrderRow,
+    reservation: Option<(ReservationRow, Vec<LineRow>)>,
+    now: DateTime<Utc>,
+) -> Result<(), ShopError> {
+    let user = UserId(order.user_id);
+    let to = next_status(order, OrderEvent::PaymentSucceeded)?;
+    crate::inventory::reservations::queue_commit(writes, user, reservation, now)?;
+    order_store::queue_set_status(
+        writes,
+        order.user_id,
+        order.id,
+        &order.status,
+        to.as_str(),
+        now,
+    );
+    order.status = to.as_str().to_owned();
+    order.updated_at = now;
+    order.paid_at = Some(now);
+    events::queue(
+        writes,
+        order.user_id,
+        events::ORDER_PAID,
+        order_event(order),
+        now,
+    );
     Ok(())
 }
 

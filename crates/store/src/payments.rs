@@ -170,11 +170,30 @@ pub async fn update_payment(tx: &mut Tx, p: &PaymentRow) -> Result<(), StoreErro
 
 /// Queues the update of a payment the transaction has locked.
 pub fn queue_update_payment(w: &mut Writes, p: &PaymentRow) {
+    queue_payment(w, p, UPDATE_PAYMENT);
+}
+
+/// Queues `p` as the new state of a payment that must still be `pending` (one not locked
+/// and read first): the round trip fails with [`StoreError::Unexpected`] when it is not.
+pub fn queue_update_pending_payment(w: &mut Writes, p: &PaymentRow) {
+    queue_payment(w, p, UPDATE_PENDING_PAYMENT);
+}
+
+macro_rules! update_payment {
+    () => {
+        "UPDATE payments SET provider_ref = $3, status = $4, refunded_minor = $5, \
+         card_brand = $6, card_last4 = $7, failure_code = $8, updated_at = $9 \
+         WHERE user_id = $1 AND id = $2"
+    };
+}
+const UPDATE_PAYMENT: &str = update_payment!();
+const UPDATE_PENDING_PAYMENT: &str = concat!(update_payment!(), " AND status = 'pending'");
+
+fn queue_payment(w: &mut Writes, p: &PaymentRow, sql: &'static str) {
     w.push_expect(
         1,
         "payment",
-        "UPDATE payments SET provider_ref = $3, status = $4, refunded_minor = $5, card_brand = $6, \
-         card_last4 = $7, failure_code = $8, updated_at = $9 WHERE user_id = $1 AND id = $2",
+        sql,
         values![
             p.user_id,
             p.id,

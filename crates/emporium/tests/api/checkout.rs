@@ -265,6 +265,53 @@ on_both_databases! {
         app.assert_stock_equation().await;
     }
 
+    async fn a_capture_applied_in_one_round_trip_is_whole_or_not_at_all(app) {
+        use emporium_shop::payments::{Placed, Report, apply_capture};
+        use emporium_domain::order::PaymentStatus;
+        shop_with(&app, "FAST-1", 5).await;
+        let buyer = app.customer("buyer@example.com").await;
+        let cart = cart_with(&app, &buyer, "FAST-1", 2).await;
+        // The server dies between the provider's capture and applying it: the order and its
+        // payment stay as the grant wrote them.
+        let faults = app.shop.config.checkout.faults.clone();
+        faults.after_charge.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(checkout(&app, &buyer, &cart, "tok_success").await.status, 500);
+        faults.after_charge.store(false, std::sync::atomic::Ordering::SeqCst);
+        let db = &app.shop.db;
+        let cart_row = emporium_store::carts::find_cart(db, cart.parse().unwrap()).await.unwrap().unwrap();
+        let order = emporium_store::orders::order_for_cart(db, cart_row.user_id, cart_row.id).await.unwrap().unwrap();
+        let payment = emporium_store::payments::payments_of_order(db, order.user_id, order.id).await.unwrap().pop().unwrap();
+        let (reservation, lines) = emporium_store::reservations::find_reservation(db, order.user_id, order.reservation_id).await.unwrap().unwrap();
+        assert_eq!((order.status.as_str(), payment.status.as_str()), ("pending_payment", "pending"));
+        let placed = Placed { order, payment, reservation, lines };
+        let captured = Report { status: PaymentStatus::Succeeded, reference: Some("ch_fast".into()), card_brand: Some("visa".into()), card_last4: Some("4242".into()), failure_code: None };
+        let state = || async {
+            let o = emporium_store::orders::find_order(db, placed.order.user_id, placed.order.id).await.unwrap().unwrap();
+            let p = emporium_store::payments::payments_of_order(db, o.user_id, o.id).await.unwrap().pop().unwrap();
+            let r = emporium_store::reservations::find_reservation(db, o.user_id, o.reservation_id).await.unwrap().unwrap().0;
+            (o.status, p.status, r.status, stock(&app, "FAST-1").await)
+        };
+        let untouched = ("pending_payment".to_owned(), "pending".to_owned(), "active".to_owned(), (5, 2));
+        // Rows that are not as the checkout wrote them (here: more units than are reserved)
+        // fail one write of the round trip; the payment's and the order's writes, which went
+        // through, are undone with it.
+        let mut wrong = placed.clone();
+        wrong.lines[0].quantity = 3;
+        assert!(apply_capture(&app.shop, &wrong, &captured).await.unwrap().is_none());
+        assert_eq!(state().await, untouched);
+        // As written: paid, the reservation committed, the units sold, `order.paid` once.
+        let applied = apply_capture(&app.shop, &placed, &captured).await.unwrap().expect("applied");
+        assert_eq!(applied.order.unwrap().status, "paid");
+        let paid = ("paid".to_owned(), "succeeded".to_owned(), "committed".to_owned(), (3, 0));
+        assert_eq!(state().await, paid);
+        // Once more (a repeated answer): the payment is no longer pending, nothing changes.
+        assert!(apply_capture(&app.shop, &placed, &captured).await.unwrap().is_none());
+        assert_eq!(state().await, paid);
+        assert_eq!(emporium_store::outbox::count_topic(db, "order.paid").await.unwrap(), 1);
+        assert_eq!(emporium_store::payments::integrity(db).await.unwrap(), (1, 1, 0));
+        app.assert_stock_equation().await;
+    }
+
     async fn orders_split_by_seller_and_move_through_fulfilment(app) {
         let (admin, seller, _) = shop_with(&app, "SHIP-1", 5).await;
         let other = app.seller("other-seller@example.com").await;
