@@ -130,7 +130,7 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    let mut tx = shop.db.begin().await?;
+    let mut tx = shop.db.begin_yielding().await?;
     store::insert_cart(&mut tx, &row).await?;
     tx.commit().await?;
     let mut view = view(shop, &row, &[], None).await?;
@@ -188,7 +188,8 @@ async fn open(
         let variants = shop.variants.get(&shop.db, &wanted).await?;
         let tables = shop.pricing.get(&shop.db).await?;
         let now = shop.now();
-        let mut tx = shop.db.begin().await?;
+        // Cart edits let checkouts and payments go first (see `Db::begin_yielding`).
+        let mut tx = shop.db.begin_yielding().await?;
         let (mut cart, mut items) = store::lock_cart_with_items(&mut tx, id)
             .await?
             .filter(|(c, _)| allowed(c, access))

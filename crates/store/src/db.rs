@@ -116,6 +116,19 @@ impl Db {
         Ok(Tx { inner })
     }
 
+    /// [`Db::begin`] for a write that can wait: on SQLite, where writes queue for the one
+    /// writer, transactions begun with [`Db::begin`] find at most a few (ten) begun this way
+    /// ahead of them in the queue, the others waiting behind; on PostgreSQL the same as
+    /// [`Db::begin`]. For cart edits, so that under load the checkouts' and payments' writes
+    /// do not queue behind every shopper's cart.
+    pub async fn begin_yielding(&self) -> Result<Tx, StoreError> {
+        let inner = match &self.pools {
+            Pools::Sqlite { write, .. } => TxInner::Sqlite(write.begin_yielding().await?),
+            Pools::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
+        };
+        Ok(Tx { inner })
+    }
+
     /// A write transaction that commits on its own, never sharing its COMMIT with others
     /// (on PostgreSQL the same as [`Db::begin`]). Only for comparing designs in benchmarks.
     pub async fn begin_solo(&self) -> Result<Tx, StoreError> {

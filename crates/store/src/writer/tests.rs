@@ -126,6 +126,46 @@ async fn a_handed_over_transaction_is_seen_by_the_next_and_durable_when_its_comm
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn yielding_transactions_let_a_later_transaction_go_ahead_and_still_all_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, reader) = writer(&dir).await;
+    let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let holder = writer.begin().await.unwrap();
+    let yielding = (YIELDING_AT_ONCE + 20) as i64;
+    let spawn = |k: i64, yields: bool| {
+        let (writer, order) = (writer.clone(), order.clone());
+        tokio::spawn(async move {
+            let mut tx = if yields {
+                writer.begin_yielding().await.unwrap()
+            } else {
+                writer.begin().await.unwrap()
+            };
+            order.lock().unwrap().push(k);
+            insert(&mut tx, k).await.unwrap();
+            tx.commit().await.unwrap();
+        })
+    };
+    // While the writer is held, many yielding transactions queue, then one that does not.
+    let mut tasks: Vec<_> = (0..yielding).map(|k| spawn(k, true)).collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    tasks.push(spawn(1_000, false));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(holder);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let order = order.lock().unwrap().clone();
+    let place = order.iter().position(|k| *k == 1_000).unwrap();
+    assert!(
+        place <= YIELDING_AT_ONCE,
+        "{place} yielding transactions went first: {order:?}"
+    );
+    let mut all: Vec<i64> = (0..yielding).collect();
+    all.push(1_000);
+    assert_eq!(keys(&reader).await, all);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_dropped_or_failed_transaction_rolls_back_alone() {
     let dir = tempfile::tempdir().unwrap();
     let (writer, reader) = writer(&dir).await;
