@@ -165,12 +165,7 @@ async fn three_servers_on_one_postgres_never_oversell() {
 #[cfg(pg_tests)]
 async fn three_servers() {
     let (url, schema) = harness::fresh_schema().await;
-    let config = DbConfig {
-        url: url.clone(),
-        max_connections: 4,
-        schema: None,
-        sqlite_writer_priority: None,
-    };
+    let config = harness::postgres_config(&url);
     let mut shoppers = prepare(&config, &[("RACE-1", 50), ("RACE-2", 1_000)], 990).await;
     let racers = shoppers.split_off(900);
     let dir = tempfile::tempdir().unwrap();
@@ -191,11 +186,7 @@ async fn three_servers() {
     }
     assert_stock_equation(&db, 50 + 90).await;
 
-    let pg = db.postgres().unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .execute(pg)
-        .await
-        .unwrap();
+    harness::drop_schema(&db, &schema).await;
     db.close().await;
 }
 

@@ -18,8 +18,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use emporium::fixtures;
-use emporium_domain::identity::Role;
 use emporium_shop::pricing::{NewShippingMethod, set_shipping_method, set_tax_rate};
 use emporium_shop::{ManualClock, Shop, ShopConfig, SystemClock};
 use emporium_store::{Db, DbConfig};
@@ -107,7 +105,12 @@ async fn sigkill_during_checkouts() {
         "after {KILL_ROUNDS} kills and reconciliation: {} orders, {paid} paid, {sold} units sold",
         rows.orders.len()
     );
-    drop_schema(&db, schema).await;
+    #[cfg(pg_tests)]
+    if let Some(schema) = schema {
+        harness::drop_schema(&db, &schema).await;
+    }
+    #[cfg(not(pg_tests))]
+    let _ = schema;
     db.close().await;
 }
 
@@ -118,13 +121,7 @@ async fn database(dir: &Path) -> (DbConfig, Option<String>, Option<String>) {
     {
         let _ = dir;
         let (url, schema) = harness::fresh_schema().await;
-        let config = DbConfig {
-            url: url.clone(),
-            max_connections: 4,
-            schema: None,
-            sqlite_writer_priority: None,
-        };
-        (config, Some(url), Some(schema))
+        (harness::postgres_config(&url), Some(url), Some(schema))
     }
     #[cfg(not(pg_tests))]
     {
@@ -133,27 +130,12 @@ async fn database(dir: &Path) -> (DbConfig, Option<String>, Option<String>) {
     }
 }
 
-async fn drop_schema(db: &Db, schema: Option<String>) {
-    if let (Some(pg), Some(schema)) = (db.postgres(), schema) {
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-            .execute(pg)
-            .await
-            .unwrap();
-    }
-}
-
 /// A shop ready to sell one SKU to GB addresses, and `customers` customers with live
 /// sessions: (user id, token).
 async fn prepare(config: &DbConfig, customers: usize) -> Vec<(Uuid, String)> {
+    let out = harness::prepare(config, &[(SKU, UNITS)], customers).await;
     let db = Db::connect(config).await.unwrap();
-    db.migrate().await.unwrap();
     let shop = Shop::new(db.clone(), Arc::new(SystemClock), ShopConfig::default());
-    let now = shop.now();
-    let admin = fixtures::accounts(&db, 1, Role::Admin, now).await.unwrap()[0].0;
-    let admin = fixtures::admin_actor(admin);
-    fixtures::stocked_sku(&shop, &admin, SKU, UNITS)
-        .await
-        .unwrap();
     let gb = emporium_domain::identity::CountryCode::parse("GB").unwrap();
     set_tax_rate(&shop, gb, None, "VAT".into(), 2000)
         .await
@@ -167,9 +149,6 @@ async fn prepare(config: &DbConfig, customers: usize) -> Vec<(Uuid, String)> {
         free_over_minor: Some(5000),
     };
     set_shipping_method(&shop, method).await.unwrap();
-    let out = fixtures::accounts(&db, customers, Role::Customer, now)
-        .await
-        .unwrap();
     db.close().await;
     out
 }

@@ -293,6 +293,27 @@ pub fn check_rows_per_shopper(
     total
 }
 
+/// The configuration of test processes on the PostgreSQL database at `url`.
+#[cfg(pg_tests)]
+pub fn postgres_config(url: &str) -> DbConfig {
+    DbConfig {
+        url: url.to_owned(),
+        max_connections: 4,
+        schema: None,
+        sqlite_writer_priority: None,
+    }
+}
+
+/// Drops a schema made by [`fresh_schema`].
+#[cfg(pg_tests)]
+pub async fn drop_schema(db: &Db, schema: &str) {
+    let pg = db.postgres().expect("a PostgreSQL database");
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(pg)
+        .await
+        .unwrap();
+}
+
 /// A fresh schema in the test database; returns the URL that selects it (for the servers
 /// too) and the schema's name.
 #[cfg(pg_tests)]
