@@ -132,24 +132,38 @@ async fn yielding_transactions_let_a_later_transaction_go_ahead_and_still_all_co
     let order = Arc::new(std::sync::Mutex::new(Vec::new()));
     let holder = writer.begin().await.unwrap();
     let yielding = (YIELDING_AT_ONCE + 20) as i64;
-    let spawn = |k: i64, yields: bool| {
-        let (writer, order) = (writer.clone(), order.clone());
-        tokio::spawn(async move {
-            let mut tx = if yields {
-                writer.begin_yielding().await.unwrap()
-            } else {
-                writer.begin().await.unwrap()
-            };
+    let recorded = order.clone();
+    let record = move |k: i64, tx: WriterTx| {
+        let order = recorded.clone();
+        async move {
+            let mut tx = tx;
             order.lock().unwrap().push(k);
             insert(&mut tx, k).await.unwrap();
             tx.commit().await.unwrap();
-        })
+        }
     };
-    // While the writer is held, many yielding transactions queue, then one that does not.
-    let mut tasks: Vec<_> = (0..yielding).map(|k| spawn(k, true)).collect();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    tasks.push(spawn(1_000, false));
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // While the writer is held, many yielding transactions queue (as many as may queue at
+    // once take the writer's queue, the rest wait behind them)...
+    let mut tasks: Vec<_> = (0..yielding)
+        .map(|k| {
+            let (writer, record) = (writer.clone(), record.clone());
+            tokio::spawn(async move { record(k, writer.begin_yielding().await.unwrap()).await })
+        })
+        .collect();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while writer.yielding.available_permits() > 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await
+    .expect("the yielding transactions queued");
+    // ... then one that does not yield joins the queue (its first poll puts it there).
+    let next = writer.clone();
+    let mut later = Box::pin(async move { next.begin().await });
+    assert!(futures::poll!(later.as_mut()).is_pending());
+    tasks.push(tokio::spawn(async move {
+        record(1_000, later.await.unwrap()).await
+    }));
     drop(holder);
     for t in tasks {
         t.await.unwrap();
