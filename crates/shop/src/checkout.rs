@@ -324,6 +324,9 @@ impl OrderRows {
         priced: &PricedCart,
     ) -> Option<payments::Placed> {
         let user = self.order.user_id;
+        if reservation.lines.len() != priced.lines.len() {
+            return None;
+        }
         let mut lines = Vec::new();
         for line in &reservation.lines {
             let (item, _) = priced.lines.iter().find(|(_, f)| f.sku == line.sku)?;
