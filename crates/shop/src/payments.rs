@@ -145,13 +145,12 @@ impl PaymentLocks {
 /// A provider event to record with the report: (provider, event id, kind).
 pub(crate) type EventKey<'a> = (&'a str, &'a str, &'a str);
 
-/// A payment and its order after a report; `fresh` is false for a repeated event. `order`
-/// is `None` when the report changed nothing (it is not read then: most callers only need the
-/// payment).
+/// A payment and its order after a report. `order` is `None` when the report changed
+/// nothing (a repeated event, or a state the payment had already moved past, found under its
+/// lock); it is not read then: most callers only need the payment.
 pub struct Applied {
     pub payment: PaymentRow,
     pub order: Option<OrderRow>,
-    pub fresh: bool,
 }
 
 /// Applies a report to a payment and its order in one transaction; returns both after it.
@@ -175,7 +174,6 @@ pub(crate) async fn apply(
         return Ok(Applied {
             payment,
             order: None,
-            fresh: false,
         });
     }
     // The order and its reservation come with the payment: one round trip, where three
@@ -192,7 +190,6 @@ pub(crate) async fn apply(
         return Ok(Applied {
             payment,
             order: None,
-            fresh: true,
         });
     }
     let mut order = locked.order.ok_or(ShopError::NotFound("order"))?;
@@ -216,7 +213,6 @@ pub(crate) async fn apply(
     Ok(Applied {
         payment,
         order: Some(order),
-        fresh: true,
     })
 }
 
@@ -269,7 +265,6 @@ pub async fn apply_capture(
     Ok(Some(Applied {
         payment,
         order: Some(order),
-        fresh: true,
     }))
 }
 
@@ -530,6 +525,6 @@ pub async fn webhook(
     .await?;
     Ok(WebhookOutcome {
         event_id: event.id,
-        applied: applied.fresh,
+        applied: applied.order.is_some(),
     })
 }

@@ -72,6 +72,64 @@ pub async fn checkout(
     .await
 }
 
+/// Checks `cart` out with `tok_success` while the server "dies" between the provider's
+/// capture and applying it: returns the rows the grant wrote, still `pending_payment` and
+/// `pending`, as the checkout would have applied them.
+pub async fn placed_without_applying(
+    app: &TestApp,
+    buyer: &str,
+    cart: &str,
+) -> emporium_shop::payments::Placed {
+    let faults = app.shop.config.checkout.faults.clone();
+    faults
+        .after_charge
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(checkout(app, buyer, cart, "tok_success").await.status, 500);
+    faults
+        .after_charge
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let db = &app.shop.db;
+    let cart = emporium_store::carts::find_cart(db, cart.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let order = emporium_store::orders::order_for_cart(db, cart.user_id, cart.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let payment = emporium_store::payments::payments_of_order(db, order.user_id, order.id)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    let (reservation, lines) =
+        emporium_store::reservations::find_reservation(db, order.user_id, order.reservation_id)
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(
+        (order.status.as_str(), payment.status.as_str()),
+        ("pending_payment", "pending")
+    );
+    emporium_shop::payments::Placed {
+        order,
+        payment,
+        reservation,
+        lines,
+    }
+}
+
+/// What the provider answered for a captured card.
+pub fn capture_report() -> emporium_shop::payments::Report {
+    emporium_shop::payments::Report {
+        status: emporium_domain::order::PaymentStatus::Succeeded,
+        reference: Some("ch_fast".into()),
+        card_brand: Some("visa".into()),
+        card_last4: Some("4242".into()),
+        failure_code: None,
+    }
+}
+
 /// (on hand, reserved) of a SKU in total.
 pub async fn stock(app: &TestApp, sku: &str) -> (i64, i64) {
     let r = app
@@ -266,25 +324,13 @@ on_both_databases! {
     }
 
     async fn a_capture_applied_in_one_round_trip_is_whole_or_not_at_all(app) {
-        use emporium_shop::payments::{Placed, Report, apply_capture};
-        use emporium_domain::order::PaymentStatus;
+        use emporium_shop::payments::apply_capture;
         shop_with(&app, "FAST-1", 5).await;
         let buyer = app.customer("buyer@example.com").await;
         let cart = cart_with(&app, &buyer, "FAST-1", 2).await;
-        // The server dies between the provider's capture and applying it: the order and its
-        // payment stay as the grant wrote them.
-        let faults = app.shop.config.checkout.faults.clone();
-        faults.after_charge.store(true, std::sync::atomic::Ordering::SeqCst);
-        assert_eq!(checkout(&app, &buyer, &cart, "tok_success").await.status, 500);
-        faults.after_charge.store(false, std::sync::atomic::Ordering::SeqCst);
+        let placed = placed_without_applying(&app, &buyer, &cart).await;
         let db = &app.shop.db;
-        let cart_row = emporium_store::carts::find_cart(db, cart.parse().unwrap()).await.unwrap().unwrap();
-        let order = emporium_store::orders::order_for_cart(db, cart_row.user_id, cart_row.id).await.unwrap().unwrap();
-        let payment = emporium_store::payments::payments_of_order(db, order.user_id, order.id).await.unwrap().pop().unwrap();
-        let (reservation, lines) = emporium_store::reservations::find_reservation(db, order.user_id, order.reservation_id).await.unwrap().unwrap();
-        assert_eq!((order.status.as_str(), payment.status.as_str()), ("pending_payment", "pending"));
-        let placed = Placed { order, payment, reservation, lines };
-        let captured = Report { status: PaymentStatus::Succeeded, reference: Some("ch_fast".into()), card_brand: Some("visa".into()), card_last4: Some("4242".into()), failure_code: None };
+        let captured = capture_report();
         let state = || async {
             let o = emporium_store::orders::find_order(db, placed.order.user_id, placed.order.id).await.unwrap().unwrap();
             let p = emporium_store::payments::payments_of_order(db, o.user_id, o.id).await.unwrap().pop().unwrap();

@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::http::Request;
 use emporium_payments::Webhook;
 
-use super::{cart_with, checkout, shop_with, stock};
+use super::{capture_report, cart_with, checkout, placed_without_applying, shop_with, stock};
 use crate::helpers::{TestApp, TestResponse};
 use crate::on_both_databases;
 
@@ -58,6 +58,40 @@ on_both_databases! {
         let order = app.get(&format!("/api/v1/orders/{}", r.body["order_id"].as_str().unwrap()), Some(&buyer)).await;
         assert_eq!(order.body["status"], "paid");
         assert_eq!(stock(&app, "TDS-1").await, (1, 0), "committed exactly once");
+        assert_eq!(emporium_store::payments::integrity(&app.shop.db).await.unwrap(), (1, 1, 0));
+        assert_eq!(emporium_store::outbox::count_topic(&app.shop.db, "order.paid").await.unwrap(), 1);
+        app.assert_stock_equation().await;
+    }
+
+    async fn the_checkouts_one_round_trip_capture_racing_the_webhook_pays_once(app) {
+        let app = fast_gateway(app);
+        shop_with(&app, "RACE-CAP", 5).await;
+        let buyer = app.customer("buyer@example.com").await;
+        let cart = cart_with(&app, &buyer, "RACE-CAP", 2).await;
+        let placed = placed_without_applying(&app, &buyer, &cart).await;
+        let hooks = app.shop.test_gateway.take_webhooks();
+        assert_eq!(hooks.len(), 1, "the provider reports the capture");
+        // The checkout's own answer (in one round trip) and two deliveries of the webhook
+        // (the usual way, locking the payment) apply the same capture at once.
+        let app = Arc::new(app);
+        let own = {
+            let app = app.clone();
+            tokio::spawn(async move { emporium_shop::payments::apply_capture(&app.shop, &placed, &capture_report()).await.unwrap() })
+        };
+        let webhooks: Vec<_> = (0..2).map(|_| {
+            let (app, hook) = (app.clone(), hooks[0].clone());
+            tokio::spawn(async move { post_webhook(&app, &hook).await })
+        }).collect();
+        let mut applied = usize::from(own.await.unwrap().is_some());
+        for w in webhooks {
+            let answer = w.await.unwrap();
+            assert_eq!(answer.status, 200, "{}", answer.text);
+            applied += usize::from(answer.body["applied"] == true);
+        }
+        assert_eq!(applied, 1, "one of them applies the capture, the others find it applied");
+        let orders = app.get("/api/v1/orders", Some(&buyer)).await;
+        assert_eq!(orders.body["items"][0]["status"], "paid", "{}", orders.text);
+        assert_eq!(stock(&app, "RACE-CAP").await, (3, 0), "committed exactly once");
         assert_eq!(emporium_store::payments::integrity(&app.shop.db).await.unwrap(), (1, 1, 0));
         assert_eq!(emporium_store::outbox::count_topic(&app.shop.db, "order.paid").await.unwrap(), 1);
         app.assert_stock_equation().await;
