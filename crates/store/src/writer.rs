@@ -104,15 +104,8 @@ impl Writer {
     pub(crate) async fn begin_yielding(&self) -> Result<WriterTx, StoreError> {
         let turn = self.yielding.acquire().await;
         // The semaphore is never closed.
-        let turn = turn.map_err(|e| StoreError::Unexpected(e.to_string()))?;
-        let state = self.state.clone().lock_owned().await;
-        drop(turn);
-        Ok(WriterTx {
-            state: Some(state),
-            writer: self.clone(),
-            solo: false,
-            opened: false,
-        })
+        let _turn = turn.map_err(|e| StoreError::Unexpected(e.to_string()))?;
+        self.begin().await
     }
 
     /// A transaction of its own with its own COMMIT (and fsync), not shared with others:
