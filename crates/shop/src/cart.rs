@@ -129,6 +129,7 @@ pub async fn create(
         coupon_codes: String::new(),
         created_at: now,
         updated_at: now,
+        version: 0,
     };
     let mut tx = shop.db.begin_yielding().await?;
     store::insert_cart(&mut tx, &row).await?;
@@ -296,9 +297,68 @@ pub async fn add_item(
         .ok_or(ShopError::NotFound("sku"))?
         .facts
         .variant_id;
+    if let Some(view) = add_item_unlocked(shop, access, id, variant, quantity).await? {
+        return Ok(view);
+    }
     let o = open(shop, access, id, &[variant]).await?;
-    let existing = o.items.iter().find(|i| i.variant_id == variant);
-    if existing.is_none() && o.items.len() >= MAX_LINES {
+    let (row, items) = added(shop, &o.cart, &o.items, &o.prices, variant, quantity)?;
+    let mut writes = Writes::new();
+    store::queue_add_item(&mut writes, &row);
+    finish_with(shop, o, writes, Some(items)).await
+}
+
+/// Adds an item to an open cart whose prices are locked, deciding on the cart as a read
+/// connection sees it and writing in one round trip, only if the cart is unchanged since
+/// (its version): the writer's lock is not held while the cart is read and the change
+/// decided. `None` when that cannot be done (the cart is not found, not open, due to be
+/// re-priced, or changed in between): the caller then takes the lock and decides again.
+async fn add_item_unlocked(
+    shop: &Shop,
+    access: &CartAccess,
+    id: Uuid,
+    variant: Uuid,
+    quantity: i64,
+) -> Result<Option<CartView>, ShopError> {
+    let now = shop.now();
+    let Some((mut cart, items)) = store::find_cart_with_items(&shop.db, id)
+        .await?
+        .filter(|(c, _)| allowed(c, access) && c.status == "open" && c.prices_locked_until > now)
+    else {
+        return Ok(None);
+    };
+    let variants = shop.variants.get(&shop.db, &[variant]).await?;
+    let currency = Currency::parse(&cart.currency)?;
+    let rate = emporium_domain::pricing::FxRate::from_e9(cart.fx_rate_e9)?;
+    let prices = price::current_prices(shop, &variants, currency, rate);
+    let (row, items) = added(shop, &cart, &items, &prices, variant, quantity)?;
+    cart.updated_at = now;
+    let mut writes = Writes::new();
+    store::queue_update_unchanged_cart(&mut writes, &cart);
+    store::queue_add_item(&mut writes, &row);
+    // Cart edits let checkouts and payments go first (see `Db::begin_yielding`).
+    let mut tx = shop.db.begin_yielding().await?;
+    match writes.run(&mut tx).await {
+        Ok(_) => {}
+        // Changed since it was read: dropping the transaction undoes the add.
+        Err(emporium_store::StoreError::Unexpected(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    tx.commit().await?;
+    view(shop, &cart, &items, None).await.map(Some)
+}
+
+/// The line `quantity` of `variant` adds to `cart` (whose lines are `items`), and the cart's
+/// lines after it (known without reading them again), or why it cannot be added.
+fn added(
+    shop: &Shop,
+    cart: &CartRow,
+    items: &[CartItemRow],
+    prices: &std::collections::HashMap<Uuid, i64>,
+    variant: Uuid,
+    quantity: i64,
+) -> Result<(CartItemRow, Vec<CartItemRow>), ShopError> {
+    let existing = items.iter().find(|i| i.variant_id == variant);
+    if existing.is_none() && items.len() >= MAX_LINES {
         return Err(
             Invalid::new("items", format!("a cart holds at most {MAX_LINES} lines")).into(),
         );
@@ -306,30 +366,26 @@ pub async fn add_item(
     if let Some(i) = existing {
         check_quantity(i.quantity + quantity)?;
     }
-    let unit = o
-        .prices
+    let unit = prices
         .get(&variant)
         .copied()
         .ok_or_else(|| price::unavailable(variant))?;
     let row = CartItemRow {
-        user_id: o.cart.user_id,
-        cart_id: o.cart.id,
+        user_id: cart.user_id,
+        cart_id: cart.id,
         id: Uuid::now_v7(),
         variant_id: variant,
         quantity,
         unit_price_minor: unit,
         created_at: shop.now(),
     };
-    // The lines after the insert (or the added quantity) are known without reading them.
-    let mut items = o.items.clone();
-    match items.iter_mut().find(|i| i.variant_id == variant) {
+    let mut after = items.to_vec();
+    match after.iter_mut().find(|i| i.variant_id == variant) {
         Some(line) => line.quantity += quantity,
-        None => items.push(row.clone()),
+        None => after.push(row.clone()),
     }
-    items.sort_by_key(|i| i.id);
-    let mut writes = Writes::new();
-    store::queue_add_item(&mut writes, &row);
-    finish_with(shop, o, writes, Some(items)).await
+    after.sort_by_key(|i| i.id);
+    Ok((row, after))
 }
 
 pub async fn set_quantity(
@@ -446,6 +502,7 @@ pub async fn merge_guest_cart(
                 id: Uuid::now_v7(),
                 status: "open".to_owned(),
                 created_at: now,
+                version: 0,
                 ..guest_cart.clone()
             };
             store::insert_cart(&mut tx, &c).await?;

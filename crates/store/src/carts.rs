@@ -19,9 +19,12 @@ pub struct CartRow {
     pub coupon_codes: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// One more with every change to the cart or its lines (by the statements that write
+    /// it; the value here is the one read or inserted).
+    pub version: i64,
 }
 
-const CART_COLUMNS: &str = "user_id, id, token_hash, status, currency, fx_rate_e9, prices_locked_until, coupon_codes, created_at, updated_at";
+const CART_COLUMNS: &str = "user_id, id, token_hash, status, currency, fx_rate_e9, prices_locked_until, coupon_codes, created_at, updated_at, version";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CartItemRow {
@@ -41,7 +44,7 @@ pub async fn insert_cart(tx: &mut Tx, c: &CartRow) -> Result<(), StoreError> {
         1,
         "cart inserted",
         format!(
-            "INSERT INTO carts ({CART_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            "INSERT INTO carts ({CART_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         ),
         values![
             c.user_id,
@@ -54,6 +57,7 @@ pub async fn insert_cart(tx: &mut Tx, c: &CartRow) -> Result<(), StoreError> {
             &c.coupon_codes,
             c.created_at,
             c.updated_at,
+            c.version,
         ],
     );
     w.run(tx).await?;
@@ -97,6 +101,24 @@ pub async fn lock_cart_with_items(
     } else {
         ""
     };
+    let (reads, cart, items) = cart_with_items(id, lock);
+    cart_and_items(&reads.run(tx).await?, cart, items)
+}
+
+/// A cart by id with its lines, as of one snapshot, read without a lock (one round trip to
+/// a read connection on SQLite). A change computed from it is written with
+/// [`queue_update_unchanged_cart`].
+pub async fn find_cart_with_items(
+    db: &Db,
+    id: Uuid,
+) -> Result<Option<(CartRow, Vec<CartItemRow>)>, StoreError> {
+    let (reads, cart, items) = cart_with_items(id, "");
+    cart_and_items(&reads.run_on(db).await?, cart, items)
+}
+
+/// The reads of cart `id` (its row read with `lock` appended) and of its lines, with their
+/// indexes.
+fn cart_with_items(id: Uuid, lock: &str) -> (Reads, usize, usize) {
     let mut reads = Reads::new();
     let cart = reads.push(
         format!("SELECT {CART_COLUMNS} FROM carts WHERE id = $1{lock}"),
@@ -109,7 +131,14 @@ pub async fn lock_cart_with_items(
         ),
         values![id],
     );
-    let rows = reads.run(tx).await?;
+    (reads, cart, items)
+}
+
+fn cart_and_items(
+    rows: &crate::reads::Rows,
+    cart: usize,
+    items: usize,
+) -> Result<Option<(CartRow, Vec<CartItemRow>)>, StoreError> {
     rows.one::<CartRow>(cart)?
         .map(|cart| rows.decode(items).map(|items| (cart, items)))
         .transpose()
@@ -134,22 +163,43 @@ pub async fn update_cart(tx: &mut Tx, c: &CartRow) -> Result<(), StoreError> {
 
 /// Queues storing the header of a cart the transaction has locked.
 pub fn queue_update_cart(w: &mut Writes, c: &CartRow) {
-    w.push_expect(
-        1,
-        "cart",
-        "UPDATE carts SET status = $3, currency = $4, fx_rate_e9 = $5, prices_locked_until = $6, \
-         coupon_codes = $7, updated_at = $8 WHERE user_id = $1 AND id = $2",
-        values![
-            c.user_id,
-            c.id,
-            &c.status,
-            &c.currency,
-            c.fx_rate_e9,
-            c.prices_locked_until,
-            &c.coupon_codes,
-            c.updated_at,
-        ],
-    );
+    queue_cart_header(w, c, None);
+}
+
+/// Queues storing the header of an open cart read without a lock, only if it is still open
+/// and at the version read: otherwise [`Writes::run`] fails with
+/// [`StoreError::Unexpected`] and the caller drops the transaction (and what it queued
+/// with this).
+pub fn queue_update_unchanged_cart(w: &mut Writes, c: &CartRow) {
+    queue_cart_header(w, c, Some(c.version));
+}
+
+fn queue_cart_header(w: &mut Writes, c: &CartRow, read_at: Option<i64>) {
+    const UPDATE: &str = "UPDATE carts SET status = $3, currency = $4, fx_rate_e9 = $5, \
+         prices_locked_until = $6, coupon_codes = $7, updated_at = $8, version = version + 1 \
+         WHERE user_id = $1 AND id = $2";
+    let mut values = values![
+        c.user_id,
+        c.id,
+        &c.status,
+        &c.currency,
+        c.fx_rate_e9,
+        c.prices_locked_until,
+        &c.coupon_codes,
+        c.updated_at,
+    ];
+    match read_at {
+        None => w.push_expect(1, "cart", UPDATE, values),
+        Some(version) => {
+            values.push(crate::writes::Value::from(version));
+            w.push_expect(
+                1,
+                "an open cart unchanged since it was read",
+                format!("{UPDATE} AND version = $9 AND status = 'open'"),
+                values,
+            );
+        }
+    }
 }
 
 /// Queues checking out an open cart; its count is 0 when the cart was not open any more.
@@ -169,7 +219,7 @@ pub fn queue_close_locked_cart(w: &mut Writes, user: Uuid, id: Uuid, at: DateTim
 }
 
 /// Cart `$2` of user `$1` checked out at `$3`, if it is open.
-const CLOSE_OPEN_CART: &str = "UPDATE carts SET status = 'checked_out', updated_at = $3 \
+const CLOSE_OPEN_CART: &str = "UPDATE carts SET status = 'checked_out', updated_at = $3, version = version + 1 \
      WHERE user_id = $1 AND id = $2 AND status = 'open'";
 
 pub async fn reopen_cart(
@@ -179,7 +229,7 @@ pub async fn reopen_cart(
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     on_tx!(tx, c => sqlx::query(
-        "UPDATE carts SET status = 'open', updated_at = $3 WHERE user_id = $1 AND id = $2 AND status = 'checked_out'",
+        "UPDATE carts SET status = 'open', updated_at = $3, version = version + 1 WHERE user_id = $1 AND id = $2 AND status = 'checked_out'",
     )
     .bind(user)
     .bind(id)

@@ -1,5 +1,6 @@
 //! Carts, checkout, payments and orders: the seeds' edge cases, on both databases.
 
+mod carts;
 mod payments;
 mod pricing;
 
