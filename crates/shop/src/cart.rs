@@ -270,6 +270,15 @@ async fn finish_with(
     Ok(v)
 }
 
+/// 409 `cart_changed`: the cart changed after the checkout read it, and the order made
+/// from what it read would not match it.
+pub(crate) fn changed_during_checkout() -> ShopError {
+    ShopError::conflict(
+        "cart_changed",
+        "the cart changed while it was being checked out; review it and check out again",
+    )
+}
+
 fn check_quantity(quantity: i64) -> Result<(), Invalid> {
     if (1..=MAX_LINE_QUANTITY).contains(&quantity) {
         Ok(())

@@ -183,6 +183,7 @@ pub async fn checkout(
         let rows = rows.clone();
         Arc::new(Placement {
             cart: cart.id,
+            cart_version: cart.version,
             reservation: rows.order.reservation_id,
             rows: Box::new(move |w| {
                 rows.queue(w, true);
@@ -312,6 +313,8 @@ struct OrderRows {
     order: OrderRow,
     lines: Vec<OrderLineRow>,
     payment: PaymentRow,
+    /// The cart's version the order was made from.
+    cart_version: i64,
     now: chrono::DateTime<chrono::Utc>,
 }
 
@@ -403,6 +406,7 @@ impl OrderRows {
             order,
             lines,
             payment,
+            cart_version: start.cart.version,
             now,
         }
     }
@@ -415,9 +419,9 @@ impl OrderRows {
         let (user, cart) = (self.order.user_id, self.order.cart_id);
         let closed = writes.len();
         if locked {
-            cart_store::queue_close_locked_cart(writes, user, cart, self.now);
+            cart_store::queue_close_locked_cart(writes, user, cart, self.cart_version, self.now);
         } else {
-            cart_store::queue_close_cart(writes, user, cart, self.now);
+            cart_store::queue_close_cart(writes, user, cart, self.cart_version, self.now);
         }
         order_store::queue_insert_order(writes, &self.order, &self.lines);
         payment_store::queue_insert_payment(writes, &self.payment);
@@ -465,11 +469,18 @@ async fn place_order(
             ));
         }
     }
-    // The rest in one round trip; when the cart turns out not to be open any more, the
-    // transaction is dropped and none of it stays.
+    // The rest in one round trip; when the cart turns out not to be open any more, or
+    // changed since it was read, the transaction is dropped and none of it stays.
     let mut writes = Writes::new();
     let closed = rows.queue(&mut writes, false);
     if writes.run(&mut tx).await?[closed] != 1 {
+        let still_open = cart_store::lock_cart(&mut tx, rows.order.cart_id)
+            .await?
+            .is_some_and(|c| c.status == "open");
+        drop(tx);
+        if still_open {
+            return Err(crate::cart::changed_during_checkout());
+        }
         return Err(ShopError::conflict(
             "already_checked_out",
             "the cart was checked out at the same time",

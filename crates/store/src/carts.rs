@@ -202,25 +202,38 @@ fn queue_cart_header(w: &mut Writes, c: &CartRow, read_at: Option<i64>) {
     }
 }
 
-/// Queues checking out an open cart; its count is 0 when the cart was not open any more.
-pub fn queue_close_cart(w: &mut Writes, user: Uuid, id: Uuid, at: DateTime<Utc>) -> usize {
-    w.push(CLOSE_OPEN_CART, values![user, id, at])
+/// Queues checking out an open cart at `version` (the one its order was made from); its
+/// count is 0 when the cart was not open any more, or changed since.
+pub fn queue_close_cart(
+    w: &mut Writes,
+    user: Uuid,
+    id: Uuid,
+    version: i64,
+    at: DateTime<Utc>,
+) -> usize {
+    w.push(CLOSE_OPEN_CART, values![user, id, at, version])
 }
 
-/// [`queue_close_cart`] for a cart known to be open (read under a lock the transaction
-/// holds): touching no row is then an error of the whole transaction.
-pub fn queue_close_locked_cart(w: &mut Writes, user: Uuid, id: Uuid, at: DateTime<Utc>) {
+/// [`queue_close_cart`] for a cart known to be open at `version` (read under a lock the
+/// transaction holds): touching no row is then an error of the whole transaction.
+pub fn queue_close_locked_cart(
+    w: &mut Writes,
+    user: Uuid,
+    id: Uuid,
+    version: i64,
+    at: DateTime<Utc>,
+) {
     w.push_expect(
         1,
         "an open cart locked by the transaction",
         CLOSE_OPEN_CART,
-        values![user, id, at],
+        values![user, id, at, version],
     );
 }
 
-/// Cart `$2` of user `$1` checked out at `$3`, if it is open.
+/// Cart `$2` of user `$1` checked out at `$3`, if it is open at version `$4`.
 const CLOSE_OPEN_CART: &str = "UPDATE carts SET status = 'checked_out', updated_at = $3, version = version + 1 \
-     WHERE user_id = $1 AND id = $2 AND status = 'open'";
+     WHERE user_id = $1 AND id = $2 AND status = 'open' AND version = $4";
 
 pub async fn reopen_cart(
     tx: &mut Tx,

@@ -257,6 +257,7 @@ on_both_databases! {
         let (token, user) = app.user("buyer@example.com", emporium_domain::identity::Role::Customer, emporium_domain::identity::UserStatus::Active).await;
         let user = UserId(user.parse().unwrap());
         let cart: uuid::Uuid = cart_with(&app, &token, "WITH-A", 1).await.parse().unwrap();
+        let version = emporium_store::carts::find_cart(&app.shop.db, cart).await.unwrap().unwrap().version;
         let placed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let attempt = |variant: &str, sku: &str| {
             let placed = placed.clone();
@@ -266,10 +267,11 @@ on_both_databases! {
                 ttl: chrono::Duration::minutes(5),
                 then: Some(Arc::new(Placement {
                     cart,
+                    cart_version: version,
                     reservation: uuid::Uuid::now_v7(),
                     rows: Box::new(move |w| {
                         placed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        emporium_store::carts::queue_close_locked_cart(w, user.0, cart, chrono::Utc::now());
+                        emporium_store::carts::queue_close_locked_cart(w, user.0, cart, version, chrono::Utc::now());
                     }),
                 })),
             }
@@ -310,9 +312,10 @@ on_both_databases! {
             ttl: chrono::Duration::minutes(5),
             then: Some(Arc::new(Placement {
                 cart: open,
+                cart_version: emporium_store::carts::find_cart(&app.shop.db, open).await.unwrap().unwrap().version,
                 reservation: doomed,
                 rows: Box::new(move |w| {
-                    emporium_store::carts::queue_close_locked_cart(w, user.0, uuid::Uuid::now_v7(), chrono::Utc::now());
+                    emporium_store::carts::queue_close_locked_cart(w, user.0, uuid::Uuid::now_v7(), 0, chrono::Utc::now());
                 }),
             })),
         }).await;

@@ -87,11 +87,14 @@ pub enum Attempt {
 /// commit to wait for, where two in a row were) or not at all.
 ///
 /// The batch locks the cart with the stock and grants only while the cart is still open
-/// and no earlier attempt of the batch took it (else 409 `already_checked_out`); the rows
-/// close it.
+/// and no earlier attempt of the batch took it (else 409 `already_checked_out`), and only
+/// if it is still at the version the order was made from (else 409 `cart_changed`: an item
+/// added meanwhile would be missing from the order); the rows close it.
 pub struct Placement {
     /// The buyer's cart the order is placed from.
     pub cart: Uuid,
+    /// The cart's version the order was made from.
+    pub cart_version: i64,
     /// The id the reservation gets, which the rows refer to.
     pub reservation: Uuid,
     /// The rows: queued by [`Placement::queue`] once the grant is decided.

@@ -387,7 +387,7 @@ async fn lock_carts(tx: &mut Tx, carts: &[(Uuid, Uuid)]) -> Result<Vec<CartStatu
         TxInner::Postgres(c) => {
             let (users, ids): (Vec<Uuid>, Vec<Uuid>) = sorted.into_iter().unzip();
             out = sqlx::query_as(
-                "SELECT c.user_id, c.id, c.status FROM carts c \
+                "SELECT c.user_id, c.id, c.status, c.version FROM carts c \
                   WHERE (c.user_id, c.id) IN (SELECT * FROM UNNEST($1::uuid[], $2::uuid[])) \
                   ORDER BY c.user_id, c.id FOR UPDATE",
             )
@@ -402,7 +402,7 @@ async fn lock_carts(tx: &mut Tx, carts: &[(Uuid, Uuid)]) -> Result<Vec<CartStatu
                 let ids: Vec<Uuid> = chunk.iter().map(|c| c.1).collect();
                 let rows: Vec<CartStatus> = on_tx!(tx, c => {
                     let mut qb = sqlx::QueryBuilder::new(
-                        "SELECT user_id, id, status FROM carts WHERE id IN (",
+                        "SELECT user_id, id, status, version FROM carts WHERE id IN (",
                     );
                     let mut list = qb.separated(", ");
                     for id in crate::shapes::padded(&ids) {
@@ -421,12 +421,13 @@ async fn lock_carts(tx: &mut Tx, carts: &[(Uuid, Uuid)]) -> Result<Vec<CartStatu
     Ok(out)
 }
 
-/// A cart's status, read under the batch's lock.
+/// A cart's status and version, read under the batch's lock.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CartStatus {
     pub user_id: Uuid,
     pub id: Uuid,
     pub status: String,
+    pub version: i64,
 }
 
 /// What a batch locks and reads: its SKUs and sales, and the (user, SKU) holds and (sale,

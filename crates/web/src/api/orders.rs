@@ -65,7 +65,7 @@ pub struct CheckoutBody {
 #[utoipa::path(post, path = "/api/v1/checkout", tag = "checkout", security(("bearer" = [])), request_body = CheckoutBody,
     responses((status = 201, body = CheckoutView),
               (status = 404, description = "cart_not_found", body = Problem),
-              (status = 409, description = "out_of_stock, cart_repriced, cart_not_open, coupon_used_up, shipping_unavailable", body = Problem),
+              (status = 409, description = "out_of_stock, cart_repriced, cart_changed, cart_not_open, coupon_used_up, shipping_unavailable", body = Problem),
               (status = 422, body = Problem)))]
 async fn checkout_cart(
     State(app): State<AppState>,

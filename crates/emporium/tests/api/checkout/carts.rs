@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::{cart_with, shop_with};
+use super::{cart_with, checkout, shop_with, stock};
 use crate::helpers::TestApp;
 use crate::on_both_databases;
 
@@ -99,5 +99,96 @@ on_both_databases! {
         tx.commit().await.unwrap();
         let (_, items) = carts::find_cart_with_items(&app.shop.db, id).await.unwrap().unwrap();
         assert_eq!(items[0].quantity, 8);
+    }
+
+    async fn a_grant_for_a_cart_changed_since_it_was_priced_places_nothing(app) {
+        use emporium_shop::inventory::engine::{Attempt, Placement};
+        let (_, _, variant) = shop_with(&app, "MOVED-1", 5).await;
+        let (token, user) = app.user("buyer@example.com", emporium_domain::identity::Role::Customer, emporium_domain::identity::UserStatus::Active).await;
+        let user = emporium_domain::ids::UserId(user.parse().unwrap());
+        let cart: uuid::Uuid = cart_with(&app, &token, "MOVED-1", 1).await.parse().unwrap();
+        let priced_at = emporium_store::carts::find_cart(&app.shop.db, cart).await.unwrap().unwrap().version;
+        // The cart moves on after the checkout priced it.
+        assert_eq!(add(&app, &token, &cart.to_string(), "MOVED-1", 1).await.status, 200);
+        let placed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = placed.clone();
+        let reservation = uuid::Uuid::now_v7();
+        let refused = app.shop.engine.reserve(Attempt::Stock {
+            user,
+            lines: vec![(variant.parse().unwrap(), "MOVED-1".to_owned(), 1)],
+            ttl: chrono::Duration::minutes(5),
+            then: Some(Arc::new(Placement {
+                cart,
+                cart_version: priced_at,
+                reservation,
+                rows: Box::new(move |w| {
+                    counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    emporium_store::carts::queue_close_locked_cart(w, user.0, cart, priced_at, chrono::Utc::now());
+                }),
+            })),
+        }).await;
+        assert!(matches!(refused, Err(emporium_shop::ShopError::Conflict { code: "cart_changed", .. })), "{refused:?}");
+        assert_eq!(placed.load(std::sync::atomic::Ordering::SeqCst), 0, "no rows queued");
+        assert!(emporium_store::reservations::find_reservation(&app.shop.db, user.0, reservation).await.unwrap().is_none());
+        assert_eq!(stock(&app, "MOVED-1").await, (5, 0));
+        assert_eq!(emporium_store::carts::find_cart(&app.shop.db, cart).await.unwrap().unwrap().status, "open");
+        // Checked out now, the order holds both units.
+        let r = checkout(&app, &token, &cart.to_string(), "tok_success").await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        assert_eq!(r.body["total_minor"], 2000 + 395, "two units and shipping: {}", r.text);
+        app.assert_stock_equation().await;
+    }
+
+    async fn an_order_holds_exactly_the_cart_it_closed(app) {
+        let (_, seller, _) = shop_with(&app, "TAB-A", 100).await;
+        let b = app.product(&seller, "Thing TAB-B", "TAB-B", 700).await;
+        app.receive(b["variants"][0]["id"].as_str().unwrap(), "main", 100).await;
+        let mut buyers = Vec::new();
+        for i in 0..12 {
+            let token = app.customer(&format!("tab{i}@example.com")).await;
+            let cart = cart_with(&app, &token, "TAB-A", 1).await;
+            buyers.push((token, cart));
+        }
+        let app = Arc::new(app);
+        // Each buyer checks out while adding an item from another tab.
+        let mut tasks = Vec::new();
+        for (token, cart) in buyers {
+            let app = app.clone();
+            tasks.push(tokio::spawn(async move {
+                let (placed, added) = tokio::join!(
+                    checkout(&app, &token, &cart, "tok_success"),
+                    add(&app, &token, &cart, "TAB-B", 1),
+                );
+                (token, cart, placed, added)
+            }));
+        }
+        for t in tasks {
+            let (token, cart, placed, added) = t.await.unwrap();
+            let shown = app.get(&format!("/api/v1/carts/{cart}"), Some(&token)).await;
+            let in_cart: std::collections::BTreeMap<String, i64> = shown.body["lines"].as_array().unwrap().iter()
+                .map(|l| (l["sku"].as_str().unwrap().to_owned(), l["quantity"].as_i64().unwrap())).collect();
+            match placed.status.as_u16() {
+                201 => {
+                    let order = app.get(&format!("/api/v1/orders/{}", placed.body["order_id"].as_str().unwrap()), Some(&token)).await;
+                    let in_order: std::collections::BTreeMap<String, i64> = order.body["lines"].as_array().unwrap().iter()
+                        .map(|l| (l["sku"].as_str().unwrap().to_owned(), l["quantity"].as_i64().unwrap())).collect();
+                    assert_eq!(in_order, in_cart, "the order is the cart it closed: {}", order.text);
+                    assert_eq!(shown.body["status"], "checked_out");
+                    if added.status == 200 {
+                        assert_eq!(in_order.get("TAB-B"), Some(&1), "an addition answered 200 before the close is in the order");
+                    } else {
+                        added.assert_problem(409, "cart_not_open");
+                    }
+                }
+                _ => {
+                    placed.assert_problem(409, "cart_changed");
+                    assert_eq!(added.status, 200, "{}", added.text);
+                    assert_eq!(shown.body["status"], "open");
+                }
+            }
+        }
+        let (paid, succeeded, _) = emporium_store::payments::integrity(&app.shop.db).await.unwrap();
+        assert_eq!(paid, succeeded);
+        app.assert_stock_equation().await;
     }
 }

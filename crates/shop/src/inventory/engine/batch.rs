@@ -5,7 +5,7 @@
 //! then writes one conditional update per SKU and location and per sale and every new row at
 //! once ([`Batch::write`]), and commits.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use emporium_domain::inventory::{Availability, Want};
@@ -106,7 +106,7 @@ struct Batch {
     lines: Vec<LineRow>,
     /// Carts of orders placed with grants that are open (read under lock) and not yet
     /// taken by an attempt of this batch.
-    open_carts: HashSet<(Uuid, Uuid)>,
+    open_carts: HashMap<(Uuid, Uuid), i64>,
     /// The rows of the orders placed with this batch's grants, one set per order.
     then: Vec<Writes>,
 }
@@ -210,7 +210,7 @@ impl Batch {
             .carts
             .iter()
             .filter(|c| c.status == "open")
-            .map(|c| (c.user_id, c.id))
+            .map(|c| ((c.user_id, c.id), c.version))
             .collect();
         Ok(Self {
             now,
@@ -236,13 +236,19 @@ impl Batch {
             Attempt::Stock { then, .. } => then.as_deref(),
             Attempt::Flash { .. } => None,
         };
-        if let Some(p) = placement
-            && !self.open_carts.contains(&(user, p.cart))
-        {
-            return Err(ShopError::conflict(
-                "already_checked_out",
-                "the cart is not open any more",
-            ));
+        if let Some(p) = placement {
+            match self.open_carts.get(&(user, p.cart)) {
+                None => {
+                    return Err(ShopError::conflict(
+                        "already_checked_out",
+                        "the cart is not open any more",
+                    ));
+                }
+                Some(&version) if version != p.cart_version => {
+                    return Err(crate::cart::changed_during_checkout());
+                }
+                Some(_) => {}
+            }
         }
         let held = match attempt {
             Attempt::Stock { lines, .. } => lines
