@@ -298,15 +298,14 @@ pub async fn add_item(
     quantity: i64,
 ) -> Result<CartView, ShopError> {
     check_quantity(quantity)?;
-    let variant = shop
+    let found = shop
         .variants
         .by_sku(&shop.db, sku.as_str())
         .await?
         .filter(|v| v.facts.status == "active")
-        .ok_or(ShopError::NotFound("sku"))?
-        .facts
-        .variant_id;
-    if let Some(view) = add_item_unlocked(shop, access, id, variant, quantity).await? {
+        .ok_or(ShopError::NotFound("sku"))?;
+    let variant = found.facts.variant_id;
+    if let Some(view) = add_item_unlocked(shop, access, id, found, quantity).await? {
         return Ok(view);
     }
     let o = open(shop, access, id, &[variant]).await?;
@@ -325,17 +324,18 @@ async fn add_item_unlocked(
     shop: &Shop,
     access: &CartAccess,
     id: Uuid,
-    variant: Uuid,
+    found: std::sync::Arc<Variant>,
     quantity: i64,
 ) -> Result<Option<CartView>, ShopError> {
     let now = shop.now();
+    let variant = found.facts.variant_id;
     let Some((mut cart, items)) = store::find_cart_with_items(&shop.db, id)
         .await?
         .filter(|(c, _)| allowed(c, access) && c.status == "open" && c.prices_locked_until > now)
     else {
         return Ok(None);
     };
-    let variants = shop.variants.get(&shop.db, &[variant]).await?;
+    let variants = std::collections::HashMap::from([(variant, found)]);
     let currency = Currency::parse(&cart.currency)?;
     let rate = emporium_domain::pricing::FxRate::from_e9(cart.fx_rate_e9)?;
     let prices = price::current_prices(shop, &variants, currency, rate);
@@ -344,15 +344,15 @@ async fn add_item_unlocked(
     let mut writes = Writes::new();
     store::queue_update_unchanged_cart(&mut writes, &cart);
     store::queue_add_item(&mut writes, &row);
-    // Cart edits let checkouts and payments go first (see `Db::begin_yielding`).
-    let mut tx = shop.db.begin_yielding().await?;
-    match writes.run(&mut tx).await {
-        Ok(_) => {}
-        // Changed since it was read: dropping the transaction undoes the add.
-        Err(emporium_store::StoreError::Unexpected(_)) => return Ok(None),
-        Err(e) => return Err(e.into()),
+    // Cart edits let checkouts and payments go first (see `Db::begin_yielding`). Refused
+    // when the cart changed since it was read.
+    if writes
+        .commit_unless_refused(&shop.db, true)
+        .await?
+        .is_none()
+    {
+        return Ok(None);
     }
-    tx.commit().await?;
     view(shop, &cart, &items, None).await.map(Some)
 }
 

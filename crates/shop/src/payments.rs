@@ -253,14 +253,14 @@ pub async fn apply_capture(
         Err(ShopError::Conflict { .. } | ShopError::ConflictDetails { .. }) => return Ok(None),
         Err(e) => return Err(e),
     }
-    let mut tx = shop.db.begin().await?;
-    match writes.run(&mut tx).await {
-        Ok(_) => {}
-        // Dropping the transaction undoes whatever of it did apply.
-        Err(emporium_store::StoreError::Unexpected(_)) => return Ok(None),
-        Err(e) => return Err(e.into()),
+    // Refused when a row is not as the checkout left it.
+    if writes
+        .commit_unless_refused(&shop.db, false)
+        .await?
+        .is_none()
+    {
+        return Ok(None);
     }
-    tx.commit().await?;
     shop.catalog_version.bump();
     Ok(Some(Applied {
         payment,

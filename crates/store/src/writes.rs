@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use crate::db::TxInner;
 use crate::writer::Opening;
-use crate::{StoreError, Tx};
+use crate::{Db, StoreError, Tx};
 
 /// A parameter value of a queued statement.
 #[derive(Debug, Clone)]
@@ -141,6 +141,29 @@ impl Writes {
 
     pub fn is_empty(&self) -> bool {
         self.statements.is_empty()
+    }
+
+    /// Runs the queued statements as a transaction of their own (begun with
+    /// [`Db::begin_yielding`] when `yielding`, else [`Db::begin`]) and commits it; returns
+    /// the rows each touched, or `None` when one queued with an expected count touched
+    /// other rows: that transaction is dropped, and nothing of it stays.
+    pub async fn commit_unless_refused(
+        self,
+        db: &Db,
+        yielding: bool,
+    ) -> Result<Option<Vec<u64>>, StoreError> {
+        let mut tx = if yielding {
+            db.begin_yielding().await?
+        } else {
+            db.begin().await?
+        };
+        let counts = match self.run(&mut tx).await {
+            Ok(counts) => counts,
+            Err(StoreError::Unexpected(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        tx.commit().await?;
+        Ok(Some(counts))
     }
 
     /// Runs the queued statements in `tx`, in order; returns the rows each touched.
